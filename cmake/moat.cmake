@@ -1,0 +1,17 @@
+# Project helpers. Every folder of src/ is one library; its sources are globbed so that adding a
+# file needs no CMake edit. Dependencies are declared explicitly: a wrong include fails to link.
+
+function(moat_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
+    -Wcast-align -Wunused -Woverloaded-virtual -Wnull-dereference -Wimplicit-fallthrough -Werror)
+endfunction()
+
+# moat_library(NAME DIR [DEPS ...]): a static library from DIR/*.cpp, headers included as
+# "core/base/result.hpp" relative to src/.
+function(moat_library name dir)
+  file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${dir}/*.cpp)
+  add_library(${name} STATIC ${sources})
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(${name} PUBLIC ${ARGN})
+  moat_warnings(${name})
+endfunction()
