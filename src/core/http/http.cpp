@@ -1,0 +1,1 @@
+namespace moat::core::http {}
