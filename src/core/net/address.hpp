@@ -47,6 +47,13 @@ std::optional<IpAddress> parse_ip_loose(std::string_view text);
 // (returns nullopt) so a typo like 10.0.0.1/8 is not silently widened.
 std::optional<IpNetwork> parse_network(std::string_view text);
 
+// `address` with every bit after the first `prefix_length` cleared (the network's base).
+IpAddress mask_address(const IpAddress& address, std::uint8_t prefix_length);
+
+// The decimal prefix length of a CIDR, without the slash: no sign, no leading zeros, at most
+// 32 (IPv4) or 128 (IPv6).
+std::optional<std::uint8_t> parse_prefix_length(std::string_view text, IpAddress::Family family);
+
 enum class AddressClass : std::uint8_t {
   kPublic,
   kUnspecified,    // 0.0.0.0/8, ::

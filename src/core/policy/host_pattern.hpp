@@ -1,9 +1,9 @@
 // core/policy: host names and host patterns: normalization and parsing.
 //
-// Semantics (docs/policy.md): exact names; "*.example.io" matches any name below example.io at
-// any depth but not example.io itself; case-insensitive; one trailing dot ignored; IDNs only in
-// their ASCII (punycode) form; never a string-suffix match; IP literals and CIDRs only where a
-// service lists them.
+// Semantics (docs/host-patterns.md): exact names; "*.example.io" matches any name below
+// example.io at any depth but not example.io itself; case-insensitive; one trailing dot ignored;
+// IDNs only in their ASCII (punycode) form; never a string-suffix match; IP literals and CIDRs
+// only where a service lists them.
 #pragma once
 
 #include <cstdint>

@@ -7,26 +7,20 @@
 #include <string_view>
 #include <vector>
 
+#include "core/config/diagnostic.hpp"
 #include "core/policy/model.hpp"
 
 namespace moat::core::policy {
 
-enum class Severity { kError, kWarning };
-
-struct Diagnostic {
-  Severity severity = Severity::kError;
-  Location where;
-  std::string message;
-  std::string hint;
-};
-
-// "file:line:column: error: message" and, on the next line, "  hint: ..." when there is one.
-std::string format(const Diagnostic& d);
-bool has_errors(std::span<const Diagnostic> diagnostics);
+using config::Diagnostic;
+using config::format;
+using config::has_errors;
+using config::Severity;
 
 struct LoadResult {
   std::shared_ptr<const Policy> policy;  // null when there is any error
   std::vector<Diagnostic> diagnostics;   // errors and warnings, in file order
+  bool unreadable = false;               // the file itself could not be read (missing, dir, ...)
 };
 
 // Files over this size are refused before reading.

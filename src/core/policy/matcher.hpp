@@ -1,5 +1,7 @@
 // core/policy: the matcher: which service of which loaded policy allows a destination.
-// Built once per policy snapshot (a reversed-label trie); lookups do not allocate.
+// Built once per policy snapshot: hash maps keyed by exact name and by wildcard parent name,
+// probed at each label boundary of the destination (one probe per label, whatever the number of
+// patterns); addresses by prefix length, longest first. Lookups do not allocate.
 #pragma once
 
 #include <cstdint>
@@ -32,7 +34,8 @@ struct Match {
 
 class Matcher {
  public:
-  Matcher() = default;
+  // Matches nothing. Defined out of line: unique_ptr<Impl> needs the complete Impl to destroy.
+  Matcher();
   // The policies must outlive the matcher (a snapshot owns both).
   explicit Matcher(std::span<const std::shared_ptr<const Policy>> policies);
 

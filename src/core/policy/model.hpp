@@ -7,16 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "core/config/diagnostic.hpp"
 #include "core/policy/host_pattern.hpp"
 
 namespace moat::core::policy {
 
-// Where a value came from, for diagnostics. 1-based; line 0 means "the whole file".
-struct Location {
-  std::string file;
-  int line = 0;
-  int column = 0;
-};
+using config::Location;
 
 struct ChangelogEntry {
   std::uint64_t revision = 0;
@@ -38,6 +34,14 @@ struct Metadata {
   Location revision_where;
 };
 
+// One numbered line of a flow's description on the page ("*.salestim.io for the main app").
+// Descriptive: the matcher allows only what services list.
+struct FlowDestination {
+  std::vector<HostPattern> hosts;
+  std::vector<Location> host_locations;  // parallel to hosts
+  std::string purpose;
+};
+
 // A kind of traffic of the network diagram.
 struct Flow {
   std::string id;
@@ -45,6 +49,7 @@ struct Flow {
   std::string description;
   std::string color;              // as drawn on the page's diagram
   bool customer_network = false;  // does it cross the customer's network (and proxy)?
+  std::vector<FlowDestination> destinations;
   Location where;
 };
 
