@@ -1,5 +1,6 @@
 // moat: one binary, one subcommand per mode. Exit codes: 0 ok, 1 the checked thing failed,
 // 2 usage or input error (core/base/exit_code.hpp). Errors go to stderr.
+#include <csignal>
 #include <cstdio>
 #include <exception>
 
@@ -9,6 +10,8 @@
 #include "core/base/exit_code.hpp"
 
 int main(int argc, char** argv) {
+  // A peer that closes early must give EPIPE to the writer, not kill the process.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"moat: one policy for a SaaS platform's network security, enforced at both ends"};
   app.set_version_flag("--version", std::string("moat ") + MOAT_VERSION);
   app.require_subcommand(1);
