@@ -8,5 +8,6 @@ namespace moat::app {
 
 void add_policy_command(CLI::App& app, int& exit_code);
 void add_cert_command(CLI::App& app, int& exit_code);
+void add_egress_command(CLI::App& app, int& exit_code);
 
 }  // namespace moat::app

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   int exit_code = moat::kExitOk;
   moat::app::add_policy_command(app, exit_code);
   moat::app::add_cert_command(app, exit_code);
+  moat::app::add_egress_command(app, exit_code);
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Configures and builds one CMake preset (release, debug, ci, fuzz). Usage: scripts/build.sh PRESET
+set -euo pipefail
+cd "$(dirname "$0")/.."
+preset="${1:-release}"
+jobs="${MOAT_JOBS:-$(nproc)}"
+export CCACHE_DIR="${CCACHE_DIR:-$PWD/.cache/ccache}"
+export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-2G}"
+cmake --preset "$preset" >/dev/null
+cmake --build --preset "$preset" -j "$jobs"
