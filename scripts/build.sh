@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 preset="${1:-release}"
 jobs="${MOAT_JOBS:-$(nproc)}"
-export CCACHE_DIR="${CCACHE_DIR:-$PWD/.cache/ccache}"
+# Outside the tree, so a fresh clone on the same machine (as CI is) reuses earlier compiles.
+export CCACHE_DIR="${CCACHE_DIR:-${HOME:-/root}/.cache/moat-ccache}"
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-2G}"
 cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset" -j "$jobs"
