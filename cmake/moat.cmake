@@ -7,9 +7,10 @@ function(moat_warnings target)
   if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
     # gcc 12 false positives at -O2/-O3: maybe-uninitialized on std::optional and aggregate
     # temporaries, and -Wrestrict on string concatenation (GCC bug 105651). clang checks both.
-    # -Wnull-dereference also fires inside Asio's headers once inlined at -O2.
+    # -Wnull-dereference also fires inside Asio's headers once inlined at -O2, and
+    # -Wmismatched-new-delete on Asio's coroutine frames (their operator new/delete pair).
     target_compile_options(${target} PRIVATE -Wno-maybe-uninitialized -Wno-restrict
-      -Wno-null-dereference)
+      -Wno-null-dereference -Wno-mismatched-new-delete)
   endif()
 endfunction()
 

@@ -213,7 +213,7 @@ class EgressReader : public cc::YamlReader {
   }
 
   void checks(const YAML::Node& c, EgressConfig& out) {
-    check_keys(c, {"tls", "sni", "min_version"}, "egress.checks");
+    check_keys(c, {"tls", "sni", "min_version", "upstream", "pin_cache_ttl"}, "egress.checks");
     out.require_tls = boolean(c, "tls", "egress.checks", true);
     if (YAML::Node s = c["sni"]; present(s)) {
       std::string v = s.IsScalar() ? s.Scalar() : "";
@@ -227,6 +227,18 @@ class EgressReader : public cc::YamlReader {
       if (s == "1.2") min_version_ = 0x0303;
       else if (s == "1.3") min_version_ = 0x0304;
       else error(at(v), fmt::format("min_version '{}' is not allowed", s), "\"1.2\" or \"1.3\"");
+    }
+    if (YAML::Node u = c["upstream"]; present(u)) {
+      std::string v = u.IsScalar() ? u.Scalar() : "";
+      if (v == "off") out.upstream = UpstreamCheck::kOff;
+      else if (v == "version") out.upstream = UpstreamCheck::kVersion;
+      else if (v == "pins") out.upstream = UpstreamCheck::kPins;
+      else error(at(u), fmt::format("unknown upstream check '{}'", v), "off, version or pins");
+    }
+    if (YAML::Node t = c["pin_cache_ttl"]; present(t)) {
+      if (auto d = duration(t, "pin_cache_ttl")) {
+        out.pin_cache_ttl = std::chrono::duration_cast<std::chrono::seconds>(*d);
+      }
     }
   }
 

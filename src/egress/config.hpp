@@ -30,6 +30,13 @@ enum class SniCheck : std::uint8_t {
 
 // Clients are put in a group by proxy credentials, else by source address; a group sees only
 // its own policies (by metadata.name; empty = every loaded policy).
+// What moat checks of the upstream's first flight (after forwarding the ClientHello).
+enum class UpstreamCheck : std::uint8_t {
+  kOff,
+  kVersion,  // the ServerHello's negotiated version must be at least the floor
+  kPins,     // and, for services with pins, a certificate of the chain must match one (RFC 7469)
+};
+
 struct Group {
   std::string name;
   std::vector<core::net::IpNetwork> sources;
@@ -83,6 +90,8 @@ struct EgressConfig {
   bool require_tls = true;
   SniCheck sni = SniCheck::kMatch;
   std::uint16_t min_tls_version = 0x0303;  // from the policies' tls.min_version, or config
+  UpstreamCheck upstream = UpstreamCheck::kOff;
+  std::chrono::seconds pin_cache_ttl{600};  // TLS 1.3 verification handshakes, per host+address
   std::uint16_t transparent_port = 443;
   DnsSettings dns;
   Limits limits;

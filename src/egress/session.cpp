@@ -14,6 +14,8 @@
 #include <algorithm>
 
 #include <asio/connect.hpp>
+#include <asio/ssl.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/read.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/this_coro.hpp>
@@ -27,7 +29,9 @@
 #include "core/dns/resolver.hpp"
 #include "core/http/request_head.hpp"
 #include "core/runtime/splice_pump.hpp"
+#include "core/tls/certificate.hpp"
 #include "core/tls/client_hello.hpp"
+#include "core/tls/server_hello.hpp"
 #include "egress/server.hpp"
 
 namespace moat::egress {
@@ -183,6 +187,8 @@ asio::awaitable<void> Session::run_phases() {
     }
   }
   step = co_await forward_hello();
+  if (step == Step::kDone) co_return;
+  step = co_await check_upstream();
   if (step == Step::kDone) co_return;
   co_await pump();
 }
@@ -588,6 +594,158 @@ asio::awaitable<Session::Step> Session::forward_hello() {
   co_return Step::kContinue;
 }
 
+// Phase 8b (checks.upstream): read the server's first flight before the client sees it. The
+// negotiated version must meet the floor; for services with pins, a certificate of the chain
+// must match one: read from the Certificate message for TLS <= 1.2, and for TLS 1.3 (where it is
+// encrypted) from a verification handshake of moat's own to the same address, cached.
+asio::awaitable<Session::Step> Session::check_upstream() {
+  if (config_->upstream == UpstreamCheck::kOff || plain_http_ || !hello_.valid) {
+    co_return Step::kContinue;
+  }
+  record_.phase = "server_hello";
+  core::tls::ServerFlightReader reader;
+  std::string server_bytes;
+  arm_deadline(config_->limits.hello_timeout, "server_hello");
+  core::tls::ParseStatus status = core::tls::ParseStatus::kNeedMore;
+  asio::error_code ec;
+  while (status == core::tls::ParseStatus::kNeedMore && server_bytes.size() < 256 * 1024) {
+    std::size_t old = server_bytes.size();
+    server_bytes.resize(old + 16 * 1024);
+    std::size_t n = co_await upstream_.async_read_some(
+        asio::buffer(server_bytes.data() + old, 16 * 1024), asio::redirect_error(use_awaitable, ec));
+    server_bytes.resize(old + n);
+    if (ec || n == 0) break;
+    status = reader.feed(std::string_view(server_bytes).substr(old));
+  }
+  disarm_deadline();
+  auto forward = [&]() -> asio::awaitable<Step> {
+    asio::error_code wec;
+    std::size_t n = co_await asio::async_write(client_, asio::buffer(server_bytes),
+                                               asio::redirect_error(use_awaitable, wec));
+    record_.bytes_down += n;
+    co_return wec ? Step::kDone : Step::kContinue;
+  };
+  if (status == core::tls::ParseStatus::kNeedMore) {
+    // The server closed or timed out before its flight was complete: nothing to check.
+    record_.termination = timed_out_ ? "timeout" : "upstream";
+    record_.code = timed_out_ ? "upstream_timeout" : "upstream_closed";
+    record_.reason = timed_out_ ? "no ServerHello in time" : "upstream closed before its ServerHello";
+    co_await forward();
+    co_return Step::kDone;
+  }
+  if (status == core::tls::ParseStatus::kError) {
+    if (!fail_check("bad_server_hello",
+                    "invalid ServerHello: " + std::string(reader.error().message))) {
+      co_return Step::kDone;
+    }
+    co_return co_await forward();
+  }
+  const auto& flight = reader.flight();
+  if (!flight.hello) co_return co_await forward();  // an alert: the client will see it
+  record_.negotiated_tls = flight.hello->negotiated_version();
+  if (record_.negotiated_tls < config_->min_tls_version) {
+    if (!fail_check("upstream_tls_version",
+                    fmt::format("upstream negotiated {}, the floor is {}",
+                                tls_version_name(record_.negotiated_tls),
+                                tls_version_name(config_->min_tls_version)))) {
+      co_return Step::kDone;
+    }
+  }
+  const cp::Service* service = match_.service;
+  if (config_->upstream == UpstreamCheck::kPins && service != nullptr && !service->pins.empty() &&
+      match_.verdict == cp::Verdict::kAllowed) {
+    std::vector<std::string> pins;
+    if (flight.certificate_visible()) {
+      record_.pin_source = "certificate";
+      for (const auto& der : flight.certificates) {
+        auto certs = core::tls::parse_certificates(
+            std::string_view(reinterpret_cast<const char*>(der.data()), der.size()));
+        if (certs && !certs->empty()) pins.push_back(core::tls::spki_pin(certs->front().get()));
+      }
+    } else {
+      record_.pin_source = "verification";
+      auto fetched = co_await fetch_chain_pins();
+      if (!fetched) {
+        if (!fail_check("pin_unverified", "cannot verify the upstream's pins: " +
+                                              fetched.error().message)) {
+          co_return Step::kDone;
+        }
+        co_return co_await forward();
+      }
+      pins = std::move(*fetched);
+    }
+    auto listed = [&](const std::string& pin) {
+      return std::any_of(service->pins.begin(), service->pins.end(),
+                         [&](const cp::Pin& p) { return p.base64 == pin; });
+    };
+    auto hit = std::find_if(pins.begin(), pins.end(), listed);
+    if (hit != pins.end()) {
+      record_.upstream_pin = *hit;
+    } else {
+      record_.upstream_pin = pins.empty() ? "" : pins.front();
+      std::string expected;
+      for (const auto& p : service->pins) expected += (expected.empty() ? "" : ", ") + p.base64;
+      if (!fail_check("pin_mismatch",
+                      fmt::format("upstream certificate pin {} is not one of the service's pins "
+                                  "({})",
+                                  pins.empty() ? "(none)" : pins.front(), expected))) {
+        co_return Step::kDone;
+      }
+    }
+  }
+  co_return co_await forward();
+}
+
+asio::awaitable<core::Result<std::vector<std::string>>> Session::fetch_chain_pins() {
+  std::string key = destination_.host + "|" + record_.upstream;
+  auto now = std::chrono::steady_clock::now();
+  if (auto it = worker_.pin_cache.find(key); it != worker_.pin_cache.end()) {
+    if (it->second.expires > now) co_return it->second.pins;
+    worker_.pin_cache.erase(it);
+  }
+  if (!worker_.verify_tls_context) {
+    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    // Reporting, not trusting: the pins are the check.
+    ctx->set_verify_mode(asio::ssl::verify_none);
+    SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+    worker_.verify_tls_context = ctx;
+  }
+  auto& ctx = *std::static_pointer_cast<asio::ssl::context>(worker_.verify_tls_context);
+  asio::ssl::stream<asio::ip::tcp::socket> stream(client_.get_executor(), ctx);
+  SSL_set_tlsext_host_name(stream.native_handle(), destination_.host.c_str());
+  asio::error_code ec;
+  auto endpoint = upstream_.remote_endpoint(ec);
+  if (ec) co_return core::Error::upstream("pin_verify", "no upstream address");
+  asio::steady_timer timer(client_.get_executor());
+  timer.expires_after(config_->limits.connect_timeout + config_->limits.hello_timeout);
+  timer.async_wait([&stream](const asio::error_code& e) {
+    if (!e) {
+      asio::error_code ignored;
+      stream.next_layer().close(ignored);
+    }
+  });
+  co_await stream.next_layer().async_connect(endpoint, asio::redirect_error(use_awaitable, ec));
+  if (!ec) {
+    co_await stream.async_handshake(asio::ssl::stream_base::client,
+                                    asio::redirect_error(use_awaitable, ec));
+  }
+  timer.cancel();
+  if (ec) {
+    co_return core::Error::upstream("pin_verify", "verification handshake failed: " + ec.message());
+  }
+  std::vector<std::string> pins;
+  if (STACK_OF(X509)* chain = SSL_get_peer_cert_chain(stream.native_handle())) {
+    for (int i = 0; i < sk_X509_num(chain); ++i) {
+      pins.push_back(core::tls::spki_pin(sk_X509_value(chain, i)));
+    }
+  }
+  asio::error_code ignored;
+  stream.next_layer().close(ignored);
+  if (worker_.pin_cache.size() >= 10000) worker_.pin_cache.clear();  // bounded; rare
+  worker_.pin_cache[key] = {pins, now + config_->pin_cache_ttl};
+  co_return pins;
+}
+
 // Phase 9: bytes both ways with splice(2) until both sides close or the tunnel idles.
 asio::awaitable<void> Session::pump() {
   record_.phase = "tunnel";
@@ -725,6 +883,12 @@ void Session::write_audit_record() {
   j.add("upstream", r.upstream);
   if (r.offered_tls != 0) j.add("tls_offered", tls_version_name(r.offered_tls));
   else j.add_null("tls_offered");
+  if (r.negotiated_tls != 0) j.add("tls_negotiated", tls_version_name(r.negotiated_tls));
+  else j.add_null("tls_negotiated");
+  if (!r.upstream_pin.empty()) {
+    j.add("upstream_pin", r.upstream_pin);
+    j.add("pin_source", r.pin_source);
+  }
   j.add("status", r.status);
   j.add("bytes_up", r.bytes_up);
   j.add("bytes_down", r.bytes_down);

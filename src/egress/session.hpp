@@ -13,6 +13,7 @@
 #include <asio/ip/tcp.hpp>
 #include <asio/steady_timer.hpp>
 
+#include "core/base/result.hpp"
 #include "core/net/address.hpp"
 #include "core/obs/json_line.hpp"
 #include "core/policy/matcher.hpp"
@@ -43,6 +44,14 @@ struct WorkerState {
   std::shared_ptr<core::net::Resolver> resolver;
   std::unique_ptr<core::runtime::PipePool> pipes;
   core::obs::JsonLine audit_line;
+  // TLS 1.3 hides the certificate: pins are checked by a handshake of moat's own, whose
+  // result is cached per host and address.
+  struct PinCacheEntry {
+    std::vector<std::string> pins;  // the chain's SPKI pins
+    std::chrono::steady_clock::time_point expires;
+  };
+  std::unordered_map<std::string, PinCacheEntry> pin_cache;
+  std::shared_ptr<void> verify_tls_context;  // asio::ssl::context, made on first use
 };
 
 // Everything the audit record says about one connection.
@@ -68,6 +77,9 @@ struct SessionRecord {
   std::string purpose;
   std::string upstream;
   std::uint16_t offered_tls = 0;
+  std::uint16_t negotiated_tls = 0;  // from the ServerHello, when upstream checks read it
+  std::string upstream_pin;          // the pin that matched, or what was seen on a mismatch
+  const char* pin_source = "";       // "certificate" (TLS 1.2) or "verification" (TLS 1.3)
   int status = 0;
   std::uint64_t bytes_up = 0;
   std::uint64_t bytes_down = 0;
@@ -101,6 +113,9 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<Step> read_client_hello();
   Step check_client_hello();
   asio::awaitable<Step> forward_hello();
+  asio::awaitable<Step> check_upstream();
+  // The SPKI pins of the chain the upstream presents to a handshake of moat's own.
+  asio::awaitable<core::Result<std::vector<std::string>>> fetch_chain_pins();
   asio::awaitable<void> pump();
 
   // Ends the session with an HTTP error reply (CONNECT listener) or a plain close.
