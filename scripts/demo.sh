@@ -12,8 +12,10 @@ mkdir -p "$demo"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "moat policy check examples/*.yaml"
-$moat policy check examples/*.yaml
+step "moat policy check examples/salestim.yaml"
+$moat policy check examples/salestim.yaml
+step "moat egress --config examples/egress.yaml --check (the customer's gateway config)"
+$moat egress --config examples/egress.yaml --check
 
 step "moat policy check on the page as published (with its typo): rejected, with the location"
 $moat policy check tests/fixtures/policy/salestim-page-typo.yaml || echo "(exit $?: as expected)"
@@ -67,11 +69,12 @@ openssl s_server -accept "$origin_ip:443" -cert "$demo/origin.crt" -key "$demo/o
 pids+=($!)
 $moat egress --config "$demo/egress-demo.yaml" 2>"$demo/egress.log" &
 pids+=($!)
-# Readiness: wait until both ports accept connections (bounded).
+# Readiness (bounded): moat says "ready" once it listens; the origin accepts connections.
 for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/13128") 2>/dev/null && (exec 3<>"/dev/tcp/$origin_ip/443") 2>/dev/null && break
+  grep -q "ready" "$demo/egress.log" && (exec 3<>"/dev/tcp/$origin_ip/443") 2>/dev/null && break
   sleep 0.1
 done
+cat "$demo/egress.log"
 echo "\$ curl --proxy http://127.0.0.1:13128 --cacert ca.crt https://app.salestim.io/"
 curl -sS --proxy http://127.0.0.1:13128 --cacert "$demo/ca.crt" https://app.salestim.io/ \
   -o /dev/null -w 'HTTP %{http_code} through the tunnel (allowed: *.salestim.io, port 443)\n'
@@ -81,5 +84,5 @@ printf 'CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n' |
   timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/13128; cat >&3; head -c 400 <&3' | sed 's/^/  /'
 echo
 echo "audit records ($demo/egress-audit.jsonl):"
-for _ in $(seq 50); do [ "$(wc -l <"$demo/egress-audit.jsonl")" -ge 3 ] && break; sleep 0.1; done
+for _ in $(seq 50); do [ "$(wc -l <"$demo/egress-audit.jsonl")" -ge 2 ] && break; sleep 0.1; done
 python3 -m json.tool --json-lines --compact "$demo/egress-audit.jsonl" 2>/dev/null || cat "$demo/egress-audit.jsonl"

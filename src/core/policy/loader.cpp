@@ -407,9 +407,14 @@ class PolicyReader : public config::YamlReader {
             "a policy starts with 'moat: policy/v1' followed by metadata and services");
       return;
     }
+    YAML::Node schema = root["moat"];
+    if (schema.IsDefined() && schema.IsScalar() && schema.Scalar() == "gateway/v1") {
+      error(at(schema), "this is a gateway config, not a policy",
+            fmt::format("check it with: moat egress --config {} --check", file()));
+      return;
+    }
     check_keys(root, {"moat", "metadata", "flows", "services", "certificates", "tls", "ddos"},
                "the policy");
-    YAML::Node schema = root["moat"];
     if (!schema.IsDefined()) {
       error({file(), 1, 1}, "missing 'moat: policy/v1' (the schema this file follows)");
     } else if (!schema.IsScalar() || schema.Scalar() != kSchemaId) {
