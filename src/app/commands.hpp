@@ -9,5 +9,7 @@ namespace moat::app {
 void add_policy_command(CLI::App& app, int& exit_code);
 void add_cert_command(CLI::App& app, int& exit_code);
 void add_egress_command(CLI::App& app, int& exit_code);
+void add_edge_command(CLI::App& app, int& exit_code);
+void add_scan_command(CLI::App& app, int& exit_code);
 
 }  // namespace moat::app

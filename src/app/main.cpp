@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   moat::app::add_policy_command(app, exit_code);
   moat::app::add_cert_command(app, exit_code);
   moat::app::add_egress_command(app, exit_code);
+  moat::app::add_edge_command(app, exit_code);
+  moat::app::add_scan_command(app, exit_code);
 
   try {
     app.parse(argc, argv);
