@@ -236,9 +236,7 @@ class EgressReader : public cc::YamlReader {
       else error(at(u), fmt::format("unknown upstream check '{}'", v), "off, version or pins");
     }
     if (YAML::Node t = c["pin_cache_ttl"]; present(t)) {
-      if (auto d = duration(t, "pin_cache_ttl")) {
-        out.pin_cache_ttl = std::chrono::duration_cast<std::chrono::seconds>(*d);
-      }
+      if (auto d = duration(t, "pin_cache_ttl")) out.pin_cache_ttl = *d;
     }
   }
 

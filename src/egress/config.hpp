@@ -91,7 +91,7 @@ struct EgressConfig {
   SniCheck sni = SniCheck::kMatch;
   std::uint16_t min_tls_version = 0x0303;  // from the policies' tls.min_version, or config
   UpstreamCheck upstream = UpstreamCheck::kOff;
-  std::chrono::seconds pin_cache_ttl{600};  // TLS 1.3 verification handshakes, per host+address
+  milliseconds pin_cache_ttl{600'000};  // TLS 1.3 verification handshakes, per host+address
   std::uint16_t transparent_port = 443;
   DnsSettings dns;
   Limits limits;

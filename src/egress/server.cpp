@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <thread>
@@ -14,6 +15,7 @@
 #include <asio/post.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -54,6 +56,19 @@ void ClientTable::release(const net::IpAddress& client) {
 }
 
 // ---- Server ---------------------------------------------------------------------------------
+
+// A tunnel needs two sockets (pipes are pooled and held only while bytes move): raise the soft
+// descriptor limit to the hard one, as nginx's worker_rlimit_nofile does.
+void raise_open_file_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  spdlog::info("egress: up to {} open files", static_cast<unsigned long long>(limit.rlim_cur));
+}
 
 Server::Server(ServerOptions options, std::shared_ptr<const EgressConfig> config)
     : options_(std::move(options)),
@@ -181,8 +196,15 @@ asio::awaitable<void> Server::accept_loop(WorkerState& worker,
         asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
-      // EMFILE and friends: log once per burst and keep accepting.
-      spdlog::warn("egress: accept failed: {}", ec.message());
+      // EMFILE and friends: the pending connection stays queued, so retrying at once would
+      // spin. Log at most once a second and pause the accept loop briefly.
+      auto now = std::chrono::steady_clock::now();
+      if (now - worker.last_accept_warning > std::chrono::seconds(1)) {
+        worker.last_accept_warning = now;
+        spdlog::warn("egress: accept failed: {} (pausing accepts)", ec.message());
+      }
+      asio::steady_timer pause(acceptor->get_executor(), std::chrono::milliseconds(50));
+      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
     auto config = config_.load();
@@ -234,6 +256,7 @@ bool Server::reload() {
 }
 
 int Server::run() {
+  raise_open_file_limit();
   auto config = config_.load();
   auto audit = core::obs::AuditLog::open(config->audit_log);
   if (!audit) {

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include <asio/connect.hpp>
 #include <asio/ssl.hpp>
@@ -448,6 +449,11 @@ asio::awaitable<Session::Step> Session::connect_upstream() {
     any_timeout = any_timeout || timed_out_;
   }
   if (any_timeout) co_return co_await refuse(504, "upstream_timeout", "upstream connect timed out", "timeout");
+  if (ec == asio::error::no_descriptors || ec == asio::error::no_buffer_space ||
+      ec == asio::error::no_memory) {
+    // Our own limit, not the upstream's fault.
+    co_return co_await refuse(503, "proxy_resources", "proxy out of resources: " + ec.message());
+  }
   co_return co_await refuse(502, "upstream_unreachable", "upstream unreachable: " + ec.message(), "upstream");
 }
 
@@ -711,36 +717,38 @@ asio::awaitable<core::Result<std::vector<std::string>>> Session::fetch_chain_pin
     worker_.verify_tls_context = ctx;
   }
   auto& ctx = *std::static_pointer_cast<asio::ssl::context>(worker_.verify_tls_context);
-  asio::ssl::stream<asio::ip::tcp::socket> stream(client_.get_executor(), ctx);
-  SSL_set_tlsext_host_name(stream.native_handle(), destination_.host.c_str());
+  // Shared with the deadline's handler, which may already be queued when the handshake ends.
+  auto stream =
+      std::make_shared<asio::ssl::stream<asio::ip::tcp::socket>>(client_.get_executor(), ctx);
+  SSL_set_tlsext_host_name(stream->native_handle(), destination_.host.c_str());
   asio::error_code ec;
   auto endpoint = upstream_.remote_endpoint(ec);
   if (ec) co_return core::Error::upstream("pin_verify", "no upstream address");
   asio::steady_timer timer(client_.get_executor());
   timer.expires_after(config_->limits.connect_timeout + config_->limits.hello_timeout);
-  timer.async_wait([&stream](const asio::error_code& e) {
+  timer.async_wait([stream](const asio::error_code& e) {
     if (!e) {
       asio::error_code ignored;
-      stream.next_layer().close(ignored);
+      stream->next_layer().close(ignored);
     }
   });
-  co_await stream.next_layer().async_connect(endpoint, asio::redirect_error(use_awaitable, ec));
+  co_await stream->next_layer().async_connect(endpoint, asio::redirect_error(use_awaitable, ec));
   if (!ec) {
-    co_await stream.async_handshake(asio::ssl::stream_base::client,
-                                    asio::redirect_error(use_awaitable, ec));
+    co_await stream->async_handshake(asio::ssl::stream_base::client,
+                                     asio::redirect_error(use_awaitable, ec));
   }
   timer.cancel();
   if (ec) {
     co_return core::Error::upstream("pin_verify", "verification handshake failed: " + ec.message());
   }
   std::vector<std::string> pins;
-  if (STACK_OF(X509)* chain = SSL_get_peer_cert_chain(stream.native_handle())) {
+  if (STACK_OF(X509)* chain = SSL_get_peer_cert_chain(stream->native_handle())) {
     for (int i = 0; i < sk_X509_num(chain); ++i) {
       pins.push_back(core::tls::spki_pin(sk_X509_value(chain, i)));
     }
   }
   asio::error_code ignored;
-  stream.next_layer().close(ignored);
+  stream->next_layer().close(ignored);
   if (worker_.pin_cache.size() >= 10000) worker_.pin_cache.clear();  // bounded; rare
   worker_.pin_cache[key] = {pins, now + config_->pin_cache_ttl};
   co_return pins;
@@ -761,6 +769,8 @@ asio::awaitable<void> Session::pump() {
     // abort() ended the tunnel.
   } else if (r.error != 0) {
     record_.termination = "error";
+    record_.code = "tunnel_error";
+    record_.reason = std::string("tunnel error: ") + std::strerror(r.error);
   } else {
     record_.termination = "closed";
   }
@@ -799,7 +809,7 @@ asio::awaitable<Session::Step> Session::refuse(int status, const char* code, std
 }
 
 bool Session::fail_check(const char* code, std::string reason) {
-  server_.count_hello_failure(worker_.index, code);
+  if (std::string_view(record_.phase) == "client_hello") server_.count_hello_failure(worker_.index, code);
   record_.code = code;
   Mode mode = match_.service != nullptr ? config_->mode_for(record_.policy, record_.service)
                                         : config_->mode;

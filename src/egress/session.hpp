@@ -40,6 +40,7 @@ struct WorkerState {
   std::size_t index = 0;
   std::vector<std::shared_ptr<asio::ip::tcp::acceptor>> acceptors;
   std::unordered_set<Session*> sessions;  // open sessions, for shutdown
+  std::chrono::steady_clock::time_point last_accept_warning;
   std::shared_ptr<const EgressConfig> resolver_config;  // the config the resolver was built for
   std::shared_ptr<core::net::Resolver> resolver;
   std::unique_ptr<core::runtime::PipePool> pipes;

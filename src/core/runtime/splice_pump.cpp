@@ -31,7 +31,8 @@ using Clock = std::chrono::steady_clock;
 struct Direction {
   asio::ip::tcp::socket& from;
   asio::ip::tcp::socket& to;
-  Pipe pipe;
+  PipePool& pipes;
+  Pipe pipe;  // held only while bytes are in flight: an idle tunnel holds no pipe
   std::uint64_t bytes = 0;
   int error = 0;
 };
@@ -43,12 +44,20 @@ asio::awaitable<void> pump_one(Direction& d, Clock::time_point& last_activity) {
   const int out = d.to.native_handle();
   asio::error_code ec;
   for (;;) {
+    if (!d.pipe.valid()) {
+      d.pipe = d.pipes.acquire();
+      if (!d.pipe.valid()) {
+        d.error = errno == 0 ? EMFILE : errno;
+        co_return;
+      }
+    }
     ssize_t n = ::splice(in, nullptr, d.pipe.write_fd, nullptr, kChunk,
                          SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n == 0) break;  // end of stream from `from`
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) {
+        d.pipes.release(d.pipe);  // empty here: back to the pool while we wait
         co_await d.from.async_wait(asio::socket_base::wait_read,
                                    asio::redirect_error(asio::use_awaitable, ec));
         if (ec) co_return;
@@ -114,14 +123,8 @@ asio::awaitable<PumpResult> splice_pump(asio::ip::tcp::socket& a, asio::ip::tcp:
   PumpResult result;
   a.native_non_blocking(true);
   b.native_non_blocking(true);
-  Direction up{a, b, pipes.acquire()};
-  Direction down{b, a, pipes.acquire()};
-  if (!up.pipe.valid() || !down.pipe.valid()) {
-    result.error = errno == 0 ? EMFILE : errno;
-    pipes.release(up.pipe);
-    pipes.release(down.pipe);
-    co_return result;
-  }
+  Direction up{a, b, pipes, Pipe{}};
+  Direction down{b, a, pipes, Pipe{}};
 
   Clock::time_point last_activity = Clock::now();
   bool idle_expired = false;
