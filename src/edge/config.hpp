@@ -1,0 +1,107 @@
+// edge: the platform's HTTPS front door: its configuration (the `edge:` section of a gateway
+// config). Loaded, validated and compiled once into an immutable EdgeConfig; reload swaps a
+// pointer. Reference: docs/edge.md.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/config/diagnostic.hpp"
+#include "core/net/address.hpp"
+#include "core/policy/host_pattern.hpp"
+#include "core/policy/model.hpp"
+
+namespace moat::edge {
+
+using std::chrono::milliseconds;
+
+// One certificate with its key; the TLS layer picks one per connection by SNI (edge/tls.hpp).
+struct CertificateFiles {
+  std::string cert;  // PEM: leaf first, then the intermediates
+  std::string key;   // PEM private key
+};
+
+// An upstream server. Addresses only for now: name resolution comes with health checks.
+struct Member {
+  std::string text;             // as written: "127.0.0.1:9000"
+  core::net::IpAddress address;
+  std::uint16_t port = 0;
+};
+
+// A named group of upstream servers. Routing methods come later: today the first member.
+struct Pool {
+  std::string name;
+  std::vector<Member> members;
+};
+
+struct Route {
+  std::string host_text;  // as written ("*.example.io", "app.example.io"); empty = any host
+  std::optional<core::policy::HostPattern> host;  // nullopt = any host
+  std::string path_prefix = "/";
+  std::string pool_name;
+  std::size_t pool = 0;  // index into EdgeConfig::pools
+  std::string label;     // "host/prefix" for logs and metrics
+};
+
+struct Limits {
+  milliseconds handshake_timeout{10'000};  // TCP accept to the end of the TLS handshake
+  milliseconds header_timeout{10'000};     // first byte to the end of a request head (slowloris)
+  milliseconds idle_timeout{60'000};       // keep-alive wait, and inactivity while moving a body
+  milliseconds connect_timeout{5'000};     // upstream TCP connect
+  milliseconds first_byte_timeout{60'000};  // request sent to the upstream's response head
+  milliseconds drain_timeout{10'000};      // on SIGTERM, for requests in flight to finish
+  std::size_t max_request_line = 8 * 1024;
+  std::size_t max_header_bytes = 32 * 1024;
+  std::size_t max_body_bytes = 1024 * 1024;  // request bodies (buffered, then forwarded): 413
+  std::size_t max_response_header_bytes = 64 * 1024;
+  std::size_t max_requests_per_connection = 1000;
+  std::size_t max_idle_upstream = 32;  // idle keep-alive connections per member and worker
+};
+
+struct EdgeConfig {
+  std::string file;
+  std::vector<std::string> listen_https;  // "127.0.0.1:8443"
+  std::vector<std::string> listen_http;   // redirect-only listeners
+  std::vector<CertificateFiles> certificates;  // the first is the default (no or unknown SNI)
+  std::string policy_file;  // resolved; empty = none
+  std::shared_ptr<const core::policy::Policy> policy;
+  core::policy::Hsts hsts;                 // from the policy's tls.hsts, else the defaults
+  std::uint16_t min_tls_version = 0x0303;  // from the policy's tls.min_version
+  std::vector<Route> routes;
+  std::vector<Pool> pools;
+  Limits limits;
+  std::string access_log = "-";
+  std::string admin_listen;  // "" = no admin listener
+  std::size_t workers = 0;   // 0 = one per core
+
+  // The route for a normalized host and a request path (without query): host specificity first
+  // (exact, then the longest wildcard parent, then any host), then the longest path prefix.
+  // nullptr when none matches.
+  const Route* route_for(std::string_view host, std::string_view path) const;
+  // The Strict-Transport-Security value (RFC 6797 6.1).
+  std::string hsts_value() const;
+};
+
+struct EdgeConfigLoad {
+  std::shared_ptr<const EdgeConfig> config;  // null on any error
+  std::vector<core::config::Diagnostic> diagnostics;
+  bool unreadable = false;
+};
+
+inline constexpr std::size_t kMaxConfigBytes = 4 * 1024 * 1024;
+
+// True if `path` is under `prefix` on a segment boundary: "/api" covers "/api" and "/api/x" but
+// not "/apix"; a prefix ending in '/' covers everything that starts with it.
+bool path_has_prefix(std::string_view path, std::string_view prefix);
+
+// Reads a gateway config file and its `edge:` section (and the policy it names).
+EdgeConfigLoad load_edge_config(const std::string& path);
+EdgeConfigLoad load_edge_config_text(const std::string& text, const std::string& name,
+                                     const std::string& base_dir);
+
+}  // namespace moat::edge

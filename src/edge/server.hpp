@@ -1,0 +1,84 @@
+// edge: the running front door: workers with their HTTPS and HTTP listeners, the config and TLS
+// snapshot and its reload, metrics, the access log and the admin listener.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <asio/awaitable.hpp>
+#include <asio/ip/tcp.hpp>
+
+#include "core/base/result.hpp"
+#include "core/obs/admin_server.hpp"
+#include "core/obs/audit_log.hpp"
+#include "core/obs/metrics.hpp"
+#include "core/runtime/snapshot.hpp"
+#include "core/runtime/worker_pool.hpp"
+#include "edge/config.hpp"
+#include "edge/session.hpp"
+
+namespace moat::edge {
+
+struct ServerOptions {
+  std::string config_path;
+  std::size_t workers = 0;  // overrides the config's when non-zero
+};
+
+// Builds what connections start with: the config, its TLS contexts and derived values.
+core::Result<std::shared_ptr<const EdgeSnapshot>> make_snapshot(
+    std::shared_ptr<const EdgeConfig> config);
+
+class Server {
+ public:
+  Server(ServerOptions options, std::shared_ptr<const EdgeSnapshot> snapshot);
+  ~Server();
+
+  // Listens, serves until SIGTERM or SIGINT, then drains. SIGHUP reloads the config and the
+  // certificates (an invalid one is rejected, logged, and the old one stays); SIGUSR1 reopens
+  // the access log. Returns the process exit code.
+  int run();
+  // Reloads from the config file now (what SIGHUP does). True if the new config took effect.
+  bool reload();
+
+  // Called by sessions, on their worker's thread.
+  void on_connection_open(std::size_t worker, bool tls);
+  void on_connection_close(std::size_t worker, bool tls);
+  void on_session_exception(std::size_t worker, const char* what);
+  void count_handshake_failure(std::size_t worker, std::string_view reason);
+  void count_upstream_connect(std::size_t worker, std::string_view result);
+  void count_request(std::size_t worker, const StreamRecord& record, double seconds);
+  void write_access(std::string_view line);
+
+ private:
+  asio::awaitable<void> accept_loop(WorkerState& worker,
+                                    std::shared_ptr<asio::ip::tcp::acceptor> acceptor, bool tls);
+  // SIGTERM: stop accepting, close idle keep-alive connections, let requests in flight finish
+  // within limits.drain_timeout, then end the rest.
+  void drain();
+
+  ServerOptions options_;
+  core::runtime::Snapshot<EdgeSnapshot> snapshot_;
+  core::runtime::WorkerPool pool_;
+  std::vector<std::unique_ptr<WorkerState>> workers_;
+  std::unique_ptr<core::obs::AuditLog> access_;
+  core::obs::MetricsRegistry metrics_;
+  std::unique_ptr<core::obs::AdminServer> admin_;
+  std::atomic<std::size_t> active_{0};
+
+  core::obs::CounterHandle connections_https_;
+  core::obs::CounterHandle connections_http_;
+  core::obs::GaugeHandle connections_active_;
+  core::obs::HistogramHandle request_seconds_;
+  core::obs::CounterFamily* requests_ = nullptr;
+  core::obs::CounterFamily* handshake_failures_ = nullptr;
+  core::obs::CounterFamily* upstream_connects_ = nullptr;
+  core::obs::CounterFamily* reloads_ = nullptr;
+  core::obs::CounterHandle exceptions_;
+};
+
+}  // namespace moat::edge

@@ -1,0 +1,1052 @@
+// One edge connection, accept to close. Read run_phases() first: it lists the phases in order.
+//
+// HTTPS listener: TLS handshake (deadline) -> for each request on the connection: read the head
+// (strict parser, deadline) -> check it (framing, Host, target; smuggling forms are answered 400
+// and the connection closes, nothing is forwarded) -> route by host and path prefix -> read the
+// body (Content-Length or chunked, decoded, bounded) -> forward to the upstream over a pooled
+// keep-alive connection -> relay the response (re-framed, hop-by-hop headers removed, HSTS added)
+// -> one access record. HTTP listener: every request gets a 308 to the same URL on HTTPS.
+#include "edge/session.hpp"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+
+#include <asio/connect.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/ssl.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+#include <fmt/format.h>
+#include <openssl/ssl.h>
+
+#include "core/http/request_head.hpp"
+#include "core/http/response_head.hpp"
+#include "core/policy/host_pattern.hpp"
+#include "edge/chunked.hpp"
+#include "edge/server.hpp"
+
+namespace moat::edge {
+
+namespace cp = core::policy;
+namespace http = core::http;
+namespace net = core::net;
+using asio::use_awaitable;
+
+namespace {
+
+constexpr std::size_t kReadChunk = 16 * 1024;
+
+net::IpAddress to_ip(const asio::ip::address& a) {
+  net::IpAddress out;
+  if (a.is_v4()) {
+    auto b = a.to_v4().to_bytes();
+    out.family = net::IpAddress::Family::kV4;
+    std::copy(b.begin(), b.end(), out.bytes.begin());
+  } else {
+    auto b = a.to_v6().to_bytes();
+    out.family = net::IpAddress::Family::kV6;
+    std::copy(b.begin(), b.end(), out.bytes.begin());
+  }
+  return out;
+}
+
+asio::ip::address to_asio(const net::IpAddress& a) {
+  if (a.is_v4()) return asio::ip::address_v4({a.bytes[0], a.bytes[1], a.bytes[2], a.bytes[3]});
+  asio::ip::address_v6::bytes_type b;
+  std::copy(a.bytes.begin(), a.bytes.end(), b.begin());
+  return asio::ip::address_v6(b);
+}
+
+const char* status_text(int status) {
+  switch (status) {
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 417: return "Expectation Failed";
+    case 431: return "Request Header Fields Too Large";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Error";
+  }
+}
+
+// RFC 9110 7.6.1 hop-by-hop fields, plus Proxy-* (Proxy-Authorization, Proxy-Connection) and
+// "Proxy" itself (httpoxy, CVE-2016-5385). Transfer-Encoding and Content-Length are re-framed.
+bool is_hop_by_hop(std::string_view name) {
+  using http::iequals_ascii;
+  if (name.size() >= 5 && iequals_ascii(name.substr(0, 5), "proxy")) return true;
+  for (std::string_view h : {"connection", "keep-alive", "te", "trailer", "transfer-encoding",
+                             "upgrade"}) {
+    if (iequals_ascii(name, h)) return true;
+  }
+  return false;
+}
+
+// Names listed in any Connection field are hop-by-hop too (RFC 9110 7.6.1).
+template <typename Head>
+bool named_by_connection(const Head& head, std::string_view name) {
+  for (std::size_t i = 0; i < head.header_count(); ++i) {
+    const http::HeaderField f = head.header(i);
+    if (http::iequals_ascii(f.name, "connection") && http::list_contains_token(f.value, name)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+template <typename Head>
+bool connection_has(const Head& head, std::string_view token) {
+  for (std::size_t i = 0; i < head.header_count(); ++i) {
+    const http::HeaderField f = head.header(i);
+    if (http::iequals_ascii(f.name, "connection") && http::list_contains_token(f.value, token)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool idempotent(std::string_view method) {
+  // RFC 9110 9.2.2: only these may be retried automatically.
+  for (std::string_view m : {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"}) {
+    if (method == m) return true;
+  }
+  return false;
+}
+
+// A dot segment ("." or "..", also percent-encoded) in the path: refused, so that a path-prefix
+// route cannot be escaped by "/public/../admin" read one way here and another way upstream.
+bool has_dot_segment(std::string_view path) {
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    std::size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string segment(path.substr(start, end - start));
+    std::string decoded;
+    for (std::size_t i = 0; i < segment.size(); ++i) {
+      if (segment[i] == '%' && i + 2 < segment.size() && segment[i + 1] == '2' &&
+          (segment[i + 2] == 'e' || segment[i + 2] == 'E')) {
+        decoded += '.';
+        i += 2;
+      } else {
+        decoded += segment[i];
+      }
+    }
+    if (decoded == "." || decoded == "..") return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+std::string bracket(const cp::Destination& d) {
+  if (d.kind == cp::Destination::Kind::kAddress && !d.address.is_v4()) return "[" + d.host + "]";
+  return d.host;
+}
+
+}  // namespace
+
+// ---- UpstreamPool ---------------------------------------------------------------------------
+
+std::optional<asio::ip::tcp::socket> UpstreamPool::take(const std::string& key) {
+  auto it = idle_.find(key);
+  if (it == idle_.end()) return std::nullopt;
+  auto now = std::chrono::steady_clock::now();
+  while (!it->second.empty()) {
+    Idle idle = std::move(it->second.back());
+    it->second.pop_back();
+    if (now - idle.since > kMaxIdle) continue;  // closing it is enough
+    // Still open and silent? A closed peer reads 0; unexpected bytes mean a desync: drop both.
+    char probe = 0;
+    ssize_t n = ::recv(idle.socket.native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return std::move(idle.socket);
+  }
+  return std::nullopt;
+}
+
+void UpstreamPool::give_back(const std::string& key, asio::ip::tcp::socket socket,
+                             std::size_t max_idle) {
+  auto& list = idle_[key];
+  if (list.size() >= max_idle) return;
+  list.push_back({std::move(socket), std::chrono::steady_clock::now()});
+}
+
+void UpstreamPool::clear() { idle_.clear(); }
+
+std::size_t UpstreamPool::idle_count() const {
+  std::size_t n = 0;
+  for (const auto& [key, list] : idle_) n += list.size();
+  return n;
+}
+
+// ---- Session --------------------------------------------------------------------------------
+
+Session::Session(Server& server, WorkerState& worker, std::shared_ptr<const EdgeSnapshot> snapshot,
+                 asio::ip::tcp::socket socket, bool tls)
+    : server_(server),
+      worker_(worker),
+      snapshot_(std::move(snapshot)),
+      config_(*snapshot_->config),
+      tls_(tls),
+      plain_(socket.get_executor()),
+      upstream_(socket.get_executor()),
+      deadline_(socket.get_executor()) {
+  asio::error_code ec;
+  auto remote = socket.remote_endpoint(ec);
+  if (!ec) {
+    client_address_ = to_ip(remote.address());
+    if (auto v4 = client_address_.embedded_v4()) client_address_ = *v4;
+    client_text_ = client_address_.to_string();
+    client_port_ = remote.port();
+  }
+  socket.set_option(asio::ip::tcp::no_delay(true), ec);
+  if (tls_) {
+    stream_.emplace(std::move(socket), snapshot_->tls->default_context());
+  } else {
+    plain_ = std::move(socket);
+  }
+}
+
+Session::~Session() = default;
+
+asio::ip::tcp::socket& Session::lowest() { return tls_ ? stream_->next_layer() : plain_; }
+
+asio::awaitable<void> Session::run() {
+  auto self = shared_from_this();  // keeps the session alive across suspensions
+  server_.on_connection_open(worker_.index, tls_);
+  worker_.sessions.insert(this);
+  try {
+    co_await run_phases();
+  } catch (const std::exception& e) {
+    // Last resort: no exception is expected on this path; log, count, close.
+    server_.on_session_exception(worker_.index, e.what());
+  }
+  worker_.sessions.erase(this);
+  disarm();
+  asio::error_code ec;
+  lowest().close(ec);
+  upstream_.close(ec);
+  server_.on_connection_close(worker_.index, tls_);
+}
+
+asio::awaitable<void> Session::run_phases() {
+  // Each co_await result goes into a variable first: gcc 12 miscompiles some co_await
+  // expressions inside conditions.
+  if (tls_) {
+    Step step = co_await handshake();
+    if (step == Step::kDone) co_return;
+  }
+  for (bool first = true;; first = false) {
+    Next next = co_await serve_stream(first);
+    if (record_open_) write_access_record();
+    if (next == Next::kClose || draining_) break;
+  }
+  if (tls_) co_await tls_shutdown();
+}
+
+// Phase 1: the TLS handshake under its deadline. SNI picks the certificate (TlsContexts), ALPN
+// settles on http/1.1.
+asio::awaitable<Session::Step> Session::handshake() {
+  arm(config_.limits.handshake_timeout);
+  asio::error_code ec;
+  co_await stream_->async_handshake(asio::ssl::stream_base::server,
+                                    asio::redirect_error(use_awaitable, ec));
+  disarm();
+  if (ec) {
+    server_.count_handshake_failure(worker_.index, timed_out_ ? "timeout" : "error");
+    co_return Step::kDone;
+  }
+  SSL* ssl = stream_->native_handle();
+  tls_version_ = SSL_get_version(ssl);
+  const unsigned char* alpn = nullptr;
+  unsigned int alpn_length = 0;
+  SSL_get0_alpn_selected(ssl, &alpn, &alpn_length);
+  if (alpn != nullptr) alpn_.assign(reinterpret_cast<const char*>(alpn), alpn_length);
+  if (const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) {
+    sni_ = std::string(name).substr(0, 255);
+  }
+  co_return Step::kContinue;
+}
+
+void Session::begin_stream() {
+  record_ = StreamRecord{};
+  record_.start_time = std::chrono::system_clock::now();
+  record_.start = std::chrono::steady_clock::now();
+  record_open_ = false;
+  body_.clear();
+  route_ = nullptr;
+  close_after_ = false;
+  head_request_ = false;
+  client_http10_ = false;
+  host_header_.clear();
+  forward_target_.clear();
+}
+
+// One request and its response. Returns whether the connection may carry another.
+asio::awaitable<Session::Next> Session::serve_stream(bool first) {
+  begin_stream();
+  http::RequestHeadLimits head_limits;
+  head_limits.max_request_line_bytes = config_.limits.max_request_line;
+  head_limits.max_header_bytes = config_.limits.max_header_bytes;
+  http::RequestHeadParser parser(head_limits);
+  Step step = co_await read_head(parser, first);
+  if (step == Step::kDone) co_return Next::kClose;
+  ++requests_;
+  if (requests_ >= config_.limits.max_requests_per_connection) close_after_ = true;
+  if (!tls_) {
+    Next next = co_await redirect(parser);
+    co_return next;
+  }
+  if (check_request(parser) == Step::kDone) {
+    co_await reply_local(record_.status, record_.code, record_.reason);
+    co_return close_after_ ? Next::kClose : Next::kKeepAlive;
+  }
+  step = co_await read_body(parser);
+  if (step == Step::kDone) co_return Next::kClose;
+  step = co_await forward(parser);
+  if (step == Step::kDone) co_return Next::kClose;
+  step = co_await relay_response();
+  if (step == Step::kDone) co_return Next::kClose;
+  co_return close_after_ ? Next::kClose : Next::kKeepAlive;
+}
+
+// Phase 2: the request head. Between requests the keep-alive wait is idle_timeout; from the
+// first byte, the whole head must arrive within header_timeout (slowloris).
+asio::awaitable<Session::Step> Session::read_head(http::RequestHeadParser& parser, bool first) {
+  record_.phase = "request";
+  const std::size_t cap = config_.limits.max_request_line + config_.limits.max_header_bytes + 4;
+  idle_ = true;
+  if (in_.empty()) {
+    arm(first ? config_.limits.header_timeout : config_.limits.idle_timeout);
+    asio::error_code ec;
+    std::size_t n = co_await client_read(cap, ec);
+    disarm();
+    if (n == 0) co_return Step::kDone;  // closed or idle: not a request, no record
+  }
+  idle_ = false;
+  record_open_ = true;
+  record_.start_time = std::chrono::system_clock::now();
+  record_.start = std::chrono::steady_clock::now();
+  record_.request_id = new_request_id();
+  arm(config_.limits.header_timeout);
+  for (;;) {
+    auto status = parser.feed(in_);
+    std::size_t used = parser.consumed_last_feed();
+    if (status == http::ParseStatus::kComplete) {
+      in_.erase(0, used);
+      break;
+    }
+    if (status == http::ParseStatus::kError) {
+      disarm();
+      const auto& e = parser.error();
+      record_.reason = std::string(e.message);
+      close_after_ = true;
+      co_await reply_local(e.status, "bad_request", std::string(e.message));
+      co_return Step::kDone;
+    }
+    in_.clear();  // every byte so far belongs to the head (kept inside the parser)
+    asio::error_code ec;
+    std::size_t n = co_await client_read(cap, ec);
+    if (n == 0) {
+      disarm();
+      if (timed_out_) {
+        close_after_ = true;
+        co_await reply_local(408, "request_timeout", "request head not received in time",
+                             "timeout");
+      } else {
+        record_.termination = "client";
+        record_.code = "client_closed";
+        record_.reason = "closed during the request head";
+      }
+      co_return Step::kDone;
+    }
+  }
+  disarm();
+  record_.bytes_in += parser.consumed();
+  record_.method = std::string(parser.method());
+  record_.http_version = parser.version() == http::HttpVersion::kHttp10 ? "HTTP/1.0" : "HTTP/1.1";
+  std::string_view target = parser.target();
+  record_.path = std::string(target.substr(0, std::min(target.find('?'), std::size_t{2048})));
+  if (auto host = parser.find_header("host")) record_.host = std::string(host->substr(0, 255));
+  client_http10_ = parser.version() == http::HttpVersion::kHttp10;
+  head_request_ = parser.method() == "HEAD";
+  // RFC 9112 9.3: HTTP/1.0 closes unless asked otherwise; "Connection: close" closes.
+  if (client_http10_ ? !connection_has(parser, "keep-alive") : connection_has(parser, "close")) {
+    close_after_ = true;
+  }
+  co_return Step::kContinue;
+}
+
+// Phase 3 (synchronous): framing, Host, target, method and route. kDone means "answer with
+// record_.status" (request smuggling forms close the connection: nothing after them is trusted).
+Session::Step Session::check_request(const http::RequestHeadParser& parser) {
+  record_.phase = "check";
+  auto refuse = [&](int status, const char* code, std::string reason, bool close) {
+    record_.status = status;
+    record_.code = code;
+    record_.reason = std::move(reason);
+    if (close) close_after_ = true;
+    return Step::kDone;
+  };
+  http::BodyFraming framing = http::classify_body_framing(parser);
+  if (framing.kind == http::BodyFraming::Kind::kError) {
+    // CL with TE, differing CLs, a bad CL, TE other than chunked: never forwarded; the bytes
+    // after this head cannot be trusted to start a request, so the connection closes.
+    return refuse(framing.error.status, "bad_framing", std::string(framing.error.message), true);
+  }
+  const bool has_body = framing.kind != http::BodyFraming::Kind::kNone;
+  auto host_value = parser.find_header("host");
+  if (!host_value) {
+    // HTTP/1.0 without Host: nothing to route by.
+    return refuse(400, "missing_host", "request without a Host header", true);
+  }
+  auto host = cp::parse_destination(*host_value, 443);
+  if (!host) return refuse(400, "bad_host", "Host is not a valid host name", true);
+  record_.host = host->host;
+  host_header_ = std::string(*host_value);
+  std::string_view target = parser.target();
+  if (parser.target_form() == http::TargetForm::kAbsolute) {
+    // RFC 9112 3.2.2: the target's authority wins over Host; a proxy that forwards both lets
+    // the two hops route differently, so a disagreement is refused.
+    const auto scheme_end = target.find("://");
+    std::string_view scheme = target.substr(0, scheme_end);
+    std::string_view rest = target.substr(scheme_end + 3);
+    const auto authority_end = rest.find_first_of("/?#");
+    std::string_view authority = rest.substr(0, authority_end);
+    if (!http::iequals_ascii(scheme, "https") && !http::iequals_ascii(scheme, "http")) {
+      return refuse(400, "bad_target", "absolute-form target with a scheme other than http(s)",
+                    true);
+    }
+    if (authority.find('@') != std::string_view::npos) {
+      return refuse(400, "bad_target", "userinfo in the request target", true);
+    }
+    auto target_host = cp::parse_destination(authority, 443);
+    if (!target_host || target_host->host != host->host) {
+      return refuse(400, "host_mismatch", "absolute-form target disagrees with Host", true);
+    }
+    target = authority_end == std::string_view::npos ? std::string_view("/")
+                                                     : rest.substr(authority_end);
+    if (target.front() != '/') forward_target_ = "/";
+  } else if (parser.target_form() != http::TargetForm::kOrigin) {
+    return refuse(parser.method() == "CONNECT" ? 405 : 400, "bad_target",
+                  "the edge serves origin-form requests only", true);
+  }
+  forward_target_ += std::string(target);
+  std::string_view path = target.substr(0, target.find('?'));
+  record_.path = std::string(path.substr(0, 2048));
+  if (target.find('#') != std::string_view::npos) {
+    return refuse(400, "bad_target", "fragment in the request target", true);
+  }
+  if (has_dot_segment(path)) {
+    return refuse(400, "dot_segment", "'.' or '..' segment in the request path", true);
+  }
+  if (parser.method() == "TRACE") {
+    // TRACE would echo cookies and credentials back (cross-site tracing).
+    return refuse(405, "method_not_allowed", "TRACE is not allowed", has_body);
+  }
+  if (auto expect = parser.find_header("expect")) {
+    if (!http::iequals_ascii(*expect, "100-continue") || parser.count_headers("expect") != 1) {
+      return refuse(417, "bad_expect", "only Expect: 100-continue is supported", true);
+    }
+  }
+  if (framing.kind == http::BodyFraming::Kind::kContentLength &&
+      framing.content_length > config_.limits.max_body_bytes) {
+    return refuse(413, "body_too_large", "request body exceeds the limit", true);
+  }
+  route_ = config_.route_for(host->host, path);
+  if (route_ == nullptr) {
+    // The body (if any) was not read: closing keeps the stream in sync.
+    return refuse(404, "no_route", "no route for this host and path", has_body);
+  }
+  record_.route = route_->label.c_str();
+  record_.pool = config_.pools[route_->pool].name.c_str();
+  return Step::kContinue;
+}
+
+// Phase 4: the body, read whole (bounded by max_body_bytes) and decoded, so the upstream gets a
+// plain Content-Length body: it never has to parse the client's framing (no desync possible).
+asio::awaitable<Session::Step> Session::read_body(const http::RequestHeadParser& parser) {
+  record_.phase = "body";
+  http::BodyFraming framing = http::classify_body_framing(parser);
+  if (framing.kind == http::BodyFraming::Kind::kNone) co_return Step::kContinue;
+  if (parser.find_header("expect") && !client_http10_ && in_.empty() &&
+      !(framing.kind == http::BodyFraming::Kind::kContentLength &&
+        framing.content_length == 0)) {
+    // RFC 9110 10.1.1: the route exists and the size fits: ask for the body.
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    bool written = co_await client_write(kContinue);
+    if (!written) co_return Step::kDone;
+  }
+  const std::size_t max = config_.limits.max_body_bytes;
+  if (framing.kind == http::BodyFraming::Kind::kContentLength) {
+    const std::size_t want = static_cast<std::size_t>(framing.content_length);
+    while (in_.size() < want) {
+      arm(config_.limits.idle_timeout);
+      asio::error_code ec;
+      std::size_t n = co_await client_read(want - in_.size(), ec);
+      disarm();
+      if (n == 0) {
+        record_.termination = timed_out_ ? "timeout" : "client";
+        record_.code = timed_out_ ? "body_timeout" : "client_closed";
+        record_.reason = "request body incomplete";
+        if (timed_out_) co_await reply_local(408, "body_timeout", "request body not received in time", "timeout");
+        co_return Step::kDone;
+      }
+    }
+    body_.assign(in_, 0, want);
+    in_.erase(0, want);
+    record_.bytes_in += want;
+    co_return Step::kContinue;
+  }
+  ChunkedDecoder decoder;
+  for (;;) {
+    std::size_t used = 0;
+    auto status = decoder.feed(in_, body_, used);
+    in_.erase(0, used);
+    record_.bytes_in += used;
+    if (status == ChunkedDecoder::Status::kError) {
+      close_after_ = true;
+      co_await reply_local(400, "bad_chunked", std::string("invalid chunked body: ") +
+                                                   std::string(decoder.error()));
+      co_return Step::kDone;
+    }
+    if (body_.size() > max) {
+      close_after_ = true;
+      co_await reply_local(413, "body_too_large", "request body exceeds the limit");
+      co_return Step::kDone;
+    }
+    if (status == ChunkedDecoder::Status::kDone) break;
+    arm(config_.limits.idle_timeout);
+    asio::error_code ec;
+    std::size_t n = co_await client_read(kReadChunk, ec);
+    disarm();
+    if (n == 0) {
+      record_.termination = timed_out_ ? "timeout" : "client";
+      record_.code = timed_out_ ? "body_timeout" : "client_closed";
+      record_.reason = "request body incomplete";
+      if (timed_out_) co_await reply_local(408, "body_timeout", "request body not received in time", "timeout");
+      co_return Step::kDone;
+    }
+  }
+  co_return Step::kContinue;
+}
+
+// Phase 5: the upstream request. Hop-by-hop fields are removed (and the ones Connection names);
+// X-Forwarded-For/-Proto, Forwarded and X-Request-Id are set by the edge, replacing whatever the
+// client sent: the edge is the first hop, so a client's values are claims, not facts.
+asio::awaitable<Session::Step> Session::forward(const http::RequestHeadParser& parser) {
+  record_.phase = "upstream";
+  const Pool& pool = config_.pools[route_->pool];
+  const Member& member = pool.members.front();  // routing methods come with health checks
+  record_.upstream = member.text;
+  request_.clear();
+  request_ += fmt::format("{} {} HTTP/1.1\r\nHost: {}\r\n", parser.method(), forward_target_,
+                          host_header_);
+  for (std::size_t i = 0; i < parser.header_count(); ++i) {
+    const http::HeaderField f = parser.header(i);
+    if (is_hop_by_hop(f.name) || named_by_connection(parser, f.name)) continue;
+    bool replaced = false;
+    for (std::string_view n : {"host", "content-length", "expect", "x-forwarded-for",
+                               "x-forwarded-proto", "x-forwarded-host", "forwarded",
+                               "x-request-id"}) {
+      replaced = replaced || http::iequals_ascii(f.name, n);
+    }
+    if (replaced) continue;
+    request_.append(f.name).append(": ").append(f.value).append("\r\n");
+  }
+  // RFC 7239 4: an IPv6 node is bracketed and quoted; the Host (checked by parse_destination:
+  // no quotes or backslashes) is always quoted since it may carry ':'.
+  const bool v6 = !client_address_.is_v4();
+  request_ += fmt::format(
+      "X-Forwarded-For: {}\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: {}\r\n"
+      "Forwarded: for={};proto=https;host=\"{}\"\r\nX-Request-Id: {}\r\n",
+      client_text_, host_header_, v6 ? "\"[" + client_text_ + "]\"" : client_text_, host_header_,
+      record_.request_id);
+  if (http::classify_body_framing(parser).kind != http::BodyFraming::Kind::kNone) {
+    request_ += fmt::format("Content-Length: {}\r\n", body_.size());
+  }
+  request_ += "\r\n";
+  request_ += body_;
+
+  // A pooled connection may have been closed by the upstream just as we reuse it: if it fails
+  // before any response byte, an idempotent request is sent once more on a new connection.
+  upstream_key_ = member.text;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    Step step = co_await connect_upstream(member, attempt > 0);
+    if (step == Step::kDone) co_return Step::kDone;
+    bool retryable = false;
+    bool ok = co_await send_and_read_head(retryable);
+    if (ok) co_return Step::kContinue;
+    release_upstream(false);
+    if (timed_out_) {
+      co_await reply_local(504, "upstream_timeout", "upstream did not answer in time", "timeout");
+      co_return Step::kDone;
+    }
+    if (!(retryable && record_.upstream_reused && idempotent(record_.method))) break;
+  }
+  if (record_.status == 0) {
+    co_await reply_local(502, "upstream_error",
+                         record_.reason.empty() ? "upstream failed" : record_.reason, "upstream");
+  }
+  co_return Step::kDone;
+}
+
+asio::awaitable<Session::Step> Session::connect_upstream(const Member& member, bool fresh) {
+  auto pooled = fresh ? std::nullopt : worker_.upstreams.take(upstream_key_);
+  if (pooled) {
+    upstream_ = std::move(*pooled);
+    upstream_open_ = true;
+    record_.upstream_reused = true;
+    server_.count_upstream_connect(worker_.index, "reused");
+    co_return Step::kContinue;
+  }
+  record_.upstream_reused = false;
+  record_.phase = "connect";
+  upstream_ = asio::ip::tcp::socket(lowest().get_executor());
+  asio::ip::tcp::endpoint endpoint(to_asio(member.address), member.port);
+  arm(config_.limits.connect_timeout);
+  asio::error_code ec;
+  co_await upstream_.async_connect(endpoint, asio::redirect_error(use_awaitable, ec));
+  disarm();
+  if (ec || timed_out_) {
+    server_.count_upstream_connect(worker_.index, "failed");
+    asio::error_code ignored;
+    upstream_.close(ignored);
+    if (timed_out_) {
+      co_await reply_local(504, "upstream_connect_timeout", "upstream connect timed out",
+                           "timeout");
+    } else {
+      co_await reply_local(502, "upstream_unreachable", "upstream unreachable: " + ec.message(),
+                           "upstream");
+    }
+    co_return Step::kDone;
+  }
+  upstream_.set_option(asio::ip::tcp::no_delay(true), ec);
+  upstream_open_ = true;
+  server_.count_upstream_connect(worker_.index, "new");
+  co_return Step::kContinue;
+}
+
+// Writes the request and reads the response head (1xx interim responses are dropped: the body
+// was already sent whole). On failure: false, with `retryable` when no response byte came.
+asio::awaitable<bool> Session::send_and_read_head(bool& retryable) {
+  record_.phase = "upstream";
+  retryable = true;
+  up_in_.clear();
+  auto sent_at = std::chrono::steady_clock::now();
+  arm(config_.limits.first_byte_timeout);
+  asio::error_code ec;
+  co_await asio::async_write(upstream_, asio::buffer(request_),
+                             asio::redirect_error(use_awaitable, ec));
+  if (ec) {
+    disarm();
+    record_.reason = "upstream write failed: " + ec.message();
+    co_return false;
+  }
+  http::ResponseHeadLimits limits;
+  limits.max_header_bytes = config_.limits.max_response_header_bytes;
+  for (;;) {
+    http::ResponseHeadParser head(limits);
+    http::ParseStatus status = head.feed(up_in_);
+    while (status == http::ParseStatus::kNeedMore) {
+      const std::size_t old = up_in_.size();
+      std::size_t n = co_await upstream_read(ec);
+      if (n == 0) {
+        disarm();
+        record_.reason = old == 0 ? "upstream closed without a response"
+                                  : "upstream closed during the response head";
+        if (old != 0) retryable = false;
+        co_return false;
+      }
+      retryable = false;
+      status = head.feed(std::string_view(up_in_).substr(old));
+    }
+    if (status == http::ParseStatus::kError) {
+      disarm();
+      retryable = false;
+      record_.reason = "invalid response head: " + std::string(head.error().message);
+      co_return false;
+    }
+    up_in_.erase(0, head.consumed());
+    if (head.status_code() >= 100 && head.status_code() < 200) {
+      if (head.status_code() == 101) {
+        disarm();
+        retryable = false;
+        record_.reason = "upstream switched protocols without being asked";
+        co_return false;
+      }
+      continue;  // 100 Continue, 103 Early Hints: dropped
+    }
+    disarm();
+    record_.upstream_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::steady_clock::now() - sent_at)
+                              .count();
+    // Phase 6 needs the head: build the client's response head now, while it is in scope.
+    http::ResponseFraming framing = http::classify_response_framing(head, head_request_);
+    if (framing.kind == http::ResponseFraming::Kind::kError) {
+      retryable = false;
+      record_.reason = "upstream response framing: " + std::string(framing.error.message);
+      co_return false;
+    }
+    record_.status = head.status_code();
+    const bool passthrough_length = head_request_ || head.status_code() == 304;
+    bool upstream_closes = head.version() == http::HttpVersion::kHttp10 ||
+                           connection_has(head, "close");
+    out_.clear();
+    out_ += fmt::format("HTTP/1.1 {} {}\r\n", head.status_code(), head.reason());
+    bool has_request_id = false;
+    for (std::size_t i = 0; i < head.header_count(); ++i) {
+      const http::HeaderField f = head.header(i);
+      if (is_hop_by_hop(f.name) || named_by_connection(head, f.name)) continue;
+      if (http::iequals_ascii(f.name, "strict-transport-security")) continue;  // ours wins
+      if (http::iequals_ascii(f.name, "content-length") && !passthrough_length) continue;
+      has_request_id = has_request_id || http::iequals_ascii(f.name, "x-request-id");
+      out_.append(f.name).append(": ").append(f.value).append("\r\n");
+    }
+    out_ += fmt::format("Strict-Transport-Security: {}\r\n", snapshot_->hsts);
+    if (!has_request_id) out_ += fmt::format("X-Request-Id: {}\r\n", record_.request_id);
+    // Framing towards the client.
+    body_kind_ = static_cast<std::uint8_t>(framing.kind);
+    body_length_ = framing.content_length;
+    upstream_reusable_ = !upstream_closes;
+    switch (framing.kind) {
+      case http::ResponseFraming::Kind::kContentLength:
+        out_ += fmt::format("Content-Length: {}\r\n", framing.content_length);
+        break;
+      case http::ResponseFraming::Kind::kChunked:
+        if (client_http10_) {
+          close_after_ = true;  // HTTP/1.0 has no chunked: the close ends the body
+        } else {
+          out_ += "Transfer-Encoding: chunked\r\n";
+        }
+        break;
+      case http::ResponseFraming::Kind::kUntilClose:
+        close_after_ = true;
+        upstream_reusable_ = false;
+        break;
+      default:
+        break;
+    }
+    if (draining_) close_after_ = true;
+    out_ += close_after_ ? "Connection: close\r\n" : (client_http10_ ? "Connection: keep-alive\r\n" : "");
+    out_ += "\r\n";
+    co_return true;
+  }
+}
+
+// Phase 6: the response body, re-framed for the client as it arrives (never buffered whole).
+asio::awaitable<Session::Step> Session::relay_response() {
+  record_.phase = "response";
+  using Kind = http::ResponseFraming::Kind;
+  const auto body_kind = static_cast<Kind>(body_kind_);
+  std::string data;
+  auto body_failed = [&](const char* code, std::string reason) {
+    record_.termination = timed_out_ ? "timeout" : "upstream";
+    record_.code = timed_out_ ? "upstream_timeout" : code;
+    record_.reason = std::move(reason);
+    release_upstream(false);
+    return Step::kDone;
+  };
+  if (body_kind == Kind::kNone) {
+    if (!up_in_.empty()) upstream_reusable_ = false;  // bytes after a bodiless response
+    bool written = co_await client_write(out_);
+    release_upstream(upstream_reusable_);
+    if (!written) co_return Step::kDone;
+  } else if (body_kind == Kind::kContentLength) {
+    std::uint64_t left = body_length_;
+    std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(left, up_in_.size()));
+    out_.append(up_in_, 0, take);
+    if (up_in_.size() > take) upstream_reusable_ = false;
+    left -= take;
+    up_in_.clear();
+    bool written = co_await client_write(out_);
+    if (!written) {
+      release_upstream(false);
+      co_return Step::kDone;
+    }
+    while (left > 0) {
+      arm(config_.limits.idle_timeout);
+      asio::error_code ec;
+      std::size_t n = co_await upstream_read(ec);
+      disarm();
+      if (n == 0) co_return body_failed("upstream_closed", "upstream closed during the body");
+      take = static_cast<std::size_t>(std::min<std::uint64_t>(left, up_in_.size()));
+      if (up_in_.size() > take) upstream_reusable_ = false;
+      left -= take;
+      data.assign(up_in_, 0, take);
+      up_in_.clear();
+      written = co_await client_write(data);
+      if (!written) {
+        release_upstream(false);
+        co_return Step::kDone;
+      }
+    }
+    release_upstream(upstream_reusable_);
+  } else if (body_kind == Kind::kChunked) {
+    ChunkedDecoder decoder;
+    bool first = true;
+    for (;;) {
+      std::string decoded;
+      std::size_t used = 0;
+      auto status = decoder.feed(up_in_, decoded, used);
+      if (status == ChunkedDecoder::Status::kError) {
+        co_return body_failed("bad_upstream_chunked",
+                              "invalid chunked response: " + std::string(decoder.error()));
+      }
+      up_in_.erase(0, used);
+      std::string& piece = first ? out_ : data;
+      if (!first) data.clear();
+      if (client_http10_) {
+        piece += decoded;
+      } else {
+        append_chunk(piece, decoded);
+        if (status == ChunkedDecoder::Status::kDone) piece += kLastChunk;
+      }
+      first = false;
+      if (!piece.empty()) {
+        bool written = co_await client_write(piece);
+        if (!written) {
+          release_upstream(false);
+          co_return Step::kDone;
+        }
+      }
+      if (status == ChunkedDecoder::Status::kDone) break;
+      arm(config_.limits.idle_timeout);
+      asio::error_code ec;
+      std::size_t n = co_await upstream_read(ec);
+      disarm();
+      if (n == 0) co_return body_failed("upstream_closed", "upstream closed during the body");
+    }
+    if (!up_in_.empty()) upstream_reusable_ = false;
+    release_upstream(upstream_reusable_);
+  } else {  // until close
+    out_ += up_in_;
+    up_in_.clear();
+    bool written = co_await client_write(out_);
+    while (written) {
+      arm(config_.limits.idle_timeout);
+      asio::error_code ec;
+      std::size_t n = co_await upstream_read(ec);
+      disarm();
+      if (n == 0) {
+        if (timed_out_) co_return body_failed("upstream_timeout", "upstream idle during the body");
+        break;
+      }
+      data.swap(up_in_);
+      up_in_.clear();
+      written = co_await client_write(data);
+    }
+    release_upstream(false);
+    if (!written) co_return Step::kDone;
+  }
+  record_.termination = "complete";
+  record_.code = "ok";
+  co_return close_after_ ? Step::kDone : Step::kContinue;
+}
+
+void Session::release_upstream(bool reusable) {
+  if (!upstream_open_) return;
+  upstream_open_ = false;
+  if (reusable && !draining_) {
+    worker_.upstreams.give_back(upstream_key_, std::move(upstream_),
+                                config_.limits.max_idle_upstream);
+    upstream_ = asio::ip::tcp::socket(lowest().get_executor());
+    return;
+  }
+  asio::error_code ignored;
+  upstream_.close(ignored);
+}
+
+// HTTP listener: every request is answered 308 to the same URL on HTTPS (RFC 9110 15.4.9 keeps
+// the method and body, unlike 301). HSTS is not sent over plain HTTP (RFC 6797 7.2).
+asio::awaitable<Session::Next> Session::redirect(const http::RequestHeadParser& parser) {
+  record_.phase = "redirect";
+  close_after_ = true;  // the body (if any) is not read: nothing after it is trusted
+  auto host_value = parser.find_header("host");
+  auto host = host_value ? cp::parse_destination(*host_value, 80)
+                         : core::Result<cp::Destination>(core::Error::input("no_host", ""));
+  std::string_view target = parser.target();
+  if (parser.target_form() == http::TargetForm::kAbsolute) {
+    auto rest = target.substr(target.find("://") + 3);
+    auto slash = rest.find_first_of("/?");
+    target = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+  }
+  if (!host || (parser.target_form() != http::TargetForm::kOrigin &&
+                parser.target_form() != http::TargetForm::kAbsolute)) {
+    co_await reply_local(400, "bad_request", "a redirect needs a Host and an origin-form target");
+    co_return Next::kClose;
+  }
+  record_.host = host->host;
+  record_.path = std::string(target.substr(0, std::min(target.find('?'), std::size_t{2048})));
+  if (record_.path.rfind("/.well-known/acme-challenge/", 0) == 0) {
+    // ACME HTTP-01 answers come with certificate automation; until then, not found.
+    co_await reply_local(404, "acme_not_configured", "ACME challenges are not served yet");
+    co_return Next::kClose;
+  }
+  std::string location = "https://" + bracket(*host);
+  if (snapshot_->https_port != 443) location += fmt::format(":{}", snapshot_->https_port);
+  location += std::string(target);
+  record_.status = 308;
+  record_.code = "redirect";
+  record_.termination = "complete";
+  std::string response = fmt::format(
+      "HTTP/1.1 308 Permanent Redirect\r\nLocation: {}\r\nContent-Length: 0\r\n"
+      "Connection: close\r\n\r\n",
+      location);
+  co_await client_write(response);
+  co_return Next::kClose;
+}
+
+asio::awaitable<void> Session::reply_local(int status, const char* code, std::string reason,
+                                           const char* termination) {
+  record_open_ = true;
+  if (record_.request_id.empty()) record_.request_id = new_request_id();
+  record_.status = status;
+  record_.code = code;
+  record_.reason = std::move(reason);
+  record_.termination = termination;
+  if (status != 404 || close_after_) close_after_ = true;
+  if (draining_) close_after_ = true;
+  std::string safe = record_.reason;
+  std::replace_if(safe.begin(), safe.end(), [](char c) { return c < 0x20 || c == 0x7f; }, '?');
+  std::string body = fmt::format("moat: {}\n", safe);
+  std::string response = fmt::format(
+      "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n"
+      "X-Request-Id: {}\r\n{}{}\r\n{}",
+      status, status_text(status), body.size(), record_.request_id,
+      tls_ ? fmt::format("Strict-Transport-Security: {}\r\n", snapshot_->hsts) : std::string(),
+      close_after_ ? "Connection: close\r\n" : "", head_request_ ? std::string() : body);
+  co_await client_write(response);
+}
+
+asio::awaitable<std::size_t> Session::client_read(std::size_t limit, asio::error_code& ec) {
+  const std::size_t old = in_.size();
+  const std::size_t want = std::max<std::size_t>(1, std::min(limit, kReadChunk));
+  in_.resize(old + want);
+  std::size_t n = 0;
+  if (tls_) {
+    n = co_await stream_->async_read_some(asio::buffer(in_.data() + old, want),
+                                          asio::redirect_error(use_awaitable, ec));
+  } else {
+    n = co_await plain_.async_read_some(asio::buffer(in_.data() + old, want),
+                                        asio::redirect_error(use_awaitable, ec));
+  }
+  in_.resize(old + n);
+  co_return ec ? std::size_t{0} : n;
+}
+
+asio::awaitable<bool> Session::client_write(std::string_view bytes) {
+  arm(config_.limits.idle_timeout);
+  asio::error_code ec;
+  std::size_t n = 0;
+  if (tls_) {
+    n = co_await asio::async_write(*stream_, asio::buffer(bytes),
+                                   asio::redirect_error(use_awaitable, ec));
+  } else {
+    n = co_await asio::async_write(plain_, asio::buffer(bytes),
+                                   asio::redirect_error(use_awaitable, ec));
+  }
+  disarm();
+  record_.bytes_out += n;
+  if (ec) {
+    record_.termination = timed_out_ ? "timeout" : "client";
+    if (std::string_view(record_.code).empty() || std::string_view(record_.code) == "ok") {
+      record_.code = "client_closed";
+    }
+    close_after_ = true;
+    co_return false;
+  }
+  co_return true;
+}
+
+asio::awaitable<std::size_t> Session::upstream_read(asio::error_code& ec) {
+  const std::size_t old = up_in_.size();
+  up_in_.resize(old + kReadChunk);
+  std::size_t n = co_await upstream_.async_read_some(asio::buffer(up_in_.data() + old, kReadChunk),
+                                                     asio::redirect_error(use_awaitable, ec));
+  up_in_.resize(old + n);
+  co_return ec ? std::size_t{0} : n;
+}
+
+// Our close_notify, so a client can tell a complete close-delimited response from a cut one;
+// the peer's reply is waited for briefly, never for long.
+asio::awaitable<void> Session::tls_shutdown() {
+  arm(std::chrono::milliseconds(1000));
+  asio::error_code ec;
+  co_await stream_->async_shutdown(asio::redirect_error(use_awaitable, ec));
+  disarm();
+}
+
+void Session::arm(std::chrono::milliseconds timeout) {
+  timed_out_ = false;
+  deadline_.expires_after(timeout);
+  deadline_.async_wait([weak = weak_from_this()](const asio::error_code& ec) {
+    if (ec) return;
+    auto self = weak.lock();
+    if (!self) return;
+    self->timed_out_ = true;
+    asio::error_code ignored;
+    self->lowest().cancel(ignored);
+    self->upstream_.cancel(ignored);
+  });
+}
+
+void Session::disarm() { deadline_.cancel(); }
+
+void Session::abort(bool in_flight_too) {
+  draining_ = true;
+  if (!idle_ && !in_flight_too) return;  // finishes its response, then closes
+  asio::error_code ignored;
+  lowest().cancel(ignored);
+  upstream_.cancel(ignored);
+  lowest().shutdown(asio::socket_base::shutdown_both, ignored);
+}
+
+std::string Session::new_request_id() {
+  return fmt::format("{:016x}{:016x}", worker_.random(), worker_.random());
+}
+
+void Session::write_access_record() {
+  const StreamRecord& r = record_;
+  auto& j = worker_.access_line;
+  j.clear();
+  j.add_timestamp("time", r.start_time);
+  j.add("request_id", r.request_id);
+  j.add("listener", tls_ ? "https" : "http");
+  j.add("client", client_text_);
+  j.add("client_port", client_port_);
+  if (tls_) {
+    j.add("tls_version", tls_version_);
+    j.add("alpn", alpn_);
+    j.add("sni", sni_);
+  }
+  j.add("method", r.method);
+  j.add("host", r.host);
+  j.add("path", r.path);
+  j.add("http_version", r.http_version);
+  j.add("status", r.status);
+  j.add("bytes_in", r.bytes_in);
+  j.add("bytes_out", r.bytes_out);
+  j.add("route", r.route);
+  j.add("pool", r.pool);
+  j.add("upstream", r.upstream);
+  j.add("upstream_reused", r.upstream_reused);
+  if (r.upstream_ms >= 0) j.add("upstream_ms", r.upstream_ms); else j.add_null("upstream_ms");
+  auto duration = std::chrono::steady_clock::now() - r.start;
+  j.add("duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(duration).count());
+  j.add("phase", r.phase);
+  j.add("termination", r.termination);
+  j.add("code", r.code);
+  j.add("reason", r.reason);
+  server_.write_access(j.view());
+  server_.count_request(worker_.index, r, std::chrono::duration<double>(duration).count());
+  record_open_ = false;
+}
+
+}  // namespace moat::edge

@@ -1,0 +1,184 @@
+// edge: one downstream connection, accept to close. Session::run() (session.cpp) lists the phases
+// in order: TLS handshake, then one stream per request (read head, check, route, read body,
+// forward upstream, relay the response), each ending in one access record. The HTTP listener's
+// sessions answer every request with a 308 to HTTPS.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <asio/awaitable.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/ssl/stream.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "core/net/address.hpp"
+#include "core/obs/json_line.hpp"
+#include "edge/config.hpp"
+#include "edge/tls.hpp"
+
+namespace moat::core::http {
+class RequestHeadParser;
+}
+
+namespace moat::edge {
+
+class Server;
+class Session;
+
+// What a connection starts with and keeps until it ends, even across a reload.
+struct EdgeSnapshot {
+  std::shared_ptr<const EdgeConfig> config;
+  std::shared_ptr<TlsContexts> tls;
+  std::string hsts;             // the Strict-Transport-Security value
+  std::uint16_t https_port = 443;  // for redirects: the first HTTPS listener's port
+};
+
+// Idle keep-alive connections to upstream members, per worker (never shared between threads).
+// Keyed by "address:port". A connection is reused only if it is still open and silent.
+class UpstreamPool {
+ public:
+  // An idle connection to `key` that is still usable, or nullopt.
+  std::optional<asio::ip::tcp::socket> take(const std::string& key);
+  // Keeps `socket` for reuse, unless `max_idle` are already kept for `key`.
+  void give_back(const std::string& key, asio::ip::tcp::socket socket, std::size_t max_idle);
+  void clear();
+  std::size_t idle_count() const;
+
+  // Upstream servers close idle connections after their own timeout (often 60 s or more);
+  // dropping ours first avoids most reuse-after-close races.
+  static constexpr std::chrono::seconds kMaxIdle{30};
+
+ private:
+  struct Idle {
+    asio::ip::tcp::socket socket;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::unordered_map<std::string, std::vector<Idle>> idle_;
+};
+
+// What one worker owns: nothing here is shared with another worker.
+struct WorkerState {
+  std::size_t index = 0;
+  std::vector<std::shared_ptr<asio::ip::tcp::acceptor>> acceptors;
+  std::unordered_set<Session*> sessions;  // open sessions, for drain
+  UpstreamPool upstreams;
+  core::obs::JsonLine access_line;
+  std::mt19937_64 random;  // request ids; seeded from the OS at start
+};
+
+// Everything the access record says about one request (stream).
+struct StreamRecord {
+  std::chrono::system_clock::time_point start_time;
+  std::chrono::steady_clock::time_point start;
+  std::string request_id;
+  std::string method;
+  std::string host;
+  std::string path;  // without the query (queries may carry secrets)
+  const char* http_version = "";
+  int status = 0;
+  std::uint64_t bytes_in = 0;   // from the client: head and body, as received
+  std::uint64_t bytes_out = 0;  // to the client: head and body, as sent
+  const char* route = "";       // points into the snapshot's config
+  const char* pool = "";
+  std::string upstream;
+  bool upstream_reused = false;
+  std::int64_t upstream_ms = -1;  // request written to response head received
+  const char* phase = "request";
+  const char* termination = "";  // complete, proxy (local reply), client, upstream, timeout
+  const char* code = "";         // stable token for the outcome: ok, no_route, bad_request, ...
+  std::string reason;
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  // `tls` false: the HTTP listener (redirect only).
+  Session(Server& server, WorkerState& worker, std::shared_ptr<const EdgeSnapshot> snapshot,
+          asio::ip::tcp::socket socket, bool tls);
+  ~Session();
+
+  asio::awaitable<void> run();
+  // Drain: idle connections close now; a request in flight finishes unless `in_flight_too`.
+  void abort(bool in_flight_too);
+
+ private:
+  enum class Step { kContinue, kDone };
+  enum class Next { kKeepAlive, kClose };
+
+  asio::awaitable<void> run_phases();
+  // The phases, in order.
+  asio::awaitable<Step> handshake();
+  asio::awaitable<Next> serve_stream(bool first);
+  asio::awaitable<Step> read_head(core::http::RequestHeadParser& parser, bool first);
+  Step check_request(const core::http::RequestHeadParser& parser);
+  asio::awaitable<Step> read_body(const core::http::RequestHeadParser& parser);
+  asio::awaitable<Step> forward(const core::http::RequestHeadParser& parser);
+  asio::awaitable<Step> relay_response();
+  asio::awaitable<Next> redirect(const core::http::RequestHeadParser& parser);
+
+  // Upstream helpers.
+  asio::awaitable<Step> connect_upstream(const Member& member, bool fresh);
+  asio::awaitable<bool> send_and_read_head(bool& retryable_failure);
+  void release_upstream(bool reusable);
+
+  // The one place that turns an outcome into a local reply (400, 404, 413, 502, 504, ...).
+  asio::awaitable<void> reply_local(int status, const char* code, std::string reason,
+                                    const char* termination = "proxy");
+  asio::awaitable<std::size_t> client_read(std::size_t limit, asio::error_code& ec);
+  asio::awaitable<bool> client_write(std::string_view bytes);
+  asio::awaitable<std::size_t> upstream_read(asio::error_code& ec);
+  asio::awaitable<void> tls_shutdown();
+  asio::ip::tcp::socket& lowest();
+  void arm(std::chrono::milliseconds timeout);
+  void disarm();
+  void begin_stream();
+  void write_access_record();
+  std::string new_request_id();
+
+  Server& server_;
+  WorkerState& worker_;
+  std::shared_ptr<const EdgeSnapshot> snapshot_;
+  const EdgeConfig& config_;
+  bool tls_;
+  asio::ip::tcp::socket plain_;
+  std::optional<asio::ssl::stream<asio::ip::tcp::socket>> stream_;
+  asio::ip::tcp::socket upstream_;
+  asio::steady_timer deadline_;
+  bool timed_out_ = false;
+  bool idle_ = true;  // waiting for a request (drain may close now)
+  bool draining_ = false;
+  std::string in_;        // client bytes not yet consumed
+  std::string body_;      // the request body, decoded
+  std::string up_in_;     // upstream bytes not yet consumed
+  std::string out_;       // bytes being prepared for the client
+  std::string request_;   // the upstream request being sent
+  std::string upstream_key_;
+  bool upstream_open_ = false;
+  bool upstream_reusable_ = false;  // the current response leaves the connection in sync
+  std::uint8_t body_kind_ = 0;      // core::http::ResponseFraming::Kind of the current response
+  std::uint64_t body_length_ = 0;
+  bool close_after_ = false;  // the current response ends the connection
+  bool head_request_ = false;
+  bool client_http10_ = false;
+  std::string host_header_;  // the Host to send upstream
+  std::string forward_target_;
+  const Route* route_ = nullptr;
+  core::net::IpAddress client_address_;
+  std::string client_text_;
+  std::uint16_t client_port_ = 0;
+  std::string tls_version_;
+  std::string alpn_;
+  std::string sni_;
+  std::size_t requests_ = 0;
+  StreamRecord record_;
+  bool record_open_ = false;
+};
+
+}  // namespace moat::edge
