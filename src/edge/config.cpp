@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "core/config/gateway.hpp"
 #include "core/config/yaml_reader.hpp"
 #include "core/policy/loader.hpp"
 #include "core/runtime/worker_pool.hpp"
@@ -69,32 +70,11 @@ class EdgeReader : public cc::YamlReader {
       : YamlReader(std::move(file)), base_dir_(std::move(base_dir)) {}
 
   void document(const YAML::Node& root, EdgeConfig& out) {
-    if (!root.IsDefined() || root.IsNull() || !root.IsMap()) {
-      error({file(), 1, 1}, "a gateway config must be a YAML mapping",
-            "it starts with 'moat: gateway/v1' and an 'edge:' section");
-      return;
-    }
-    // The same top-level schema as the egress reader (src/egress/config.cpp): one gateway
-    // config may carry both sections.
-    check_keys(root, {"moat", "workers", "admin", "egress", "edge"}, "the gateway config");
-    YAML::Node schema = root["moat"];
-    if (!schema.IsDefined() || !schema.IsScalar() || schema.Scalar() != "gateway/v1") {
-      error(schema.IsDefined() ? at(schema) : cc::Location{file(), 1, 1},
-            "expected 'moat: gateway/v1' (the schema this file follows)");
-    }
-    if (YAML::Node w = root["workers"]; present(w)) {
-      if (auto v = number(w, "workers", 256)) out.workers = *v;
-    }
-    if (YAML::Node a = root["admin"]; present(a) && expect_map(a, "admin")) {
-      check_keys(a, {"listen"}, "admin");
-      out.admin_listen = string(a, "listen", "admin", false);
-    }
-    YAML::Node e = root["edge"];
-    if (!present(e)) {
-      error({file(), 1, 1}, "this config has no 'edge:' section");
-      return;
-    }
-    if (!expect_map(e, "edge")) return;
+    cc::GatewaySettings settings;
+    YAML::Node e = cc::read_gateway_root(*this, root, "edge", settings);
+    out.workers = settings.workers;
+    out.admin_listen = settings.admin_listen;
+    if (!e.IsDefined()) return;
     edge(e, out);
   }
 
