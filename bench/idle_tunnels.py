@@ -52,7 +52,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 HELLO_FILE = os.path.join(REPO, "tests", "fixtures", "client_hello", "openssl_tls13.bin")
 HELLO_SNI = "tls13.example.com"
-BENCH_CERTS = "/work/shared/bench/certs"
+# The shared harness sits beside the repository (../shared/bench); its setup.sh makes the certs.
+BENCH_CERTS = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "bench", "certs"))
 IP_BIND_ADDRESS_NO_PORT = 24  # linux/in.h: pick the source port at connect(), not at bind()
 
 # ---- /proc ---------------------------------------------------------------------------------------

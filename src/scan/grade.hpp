@@ -1,5 +1,5 @@
 // scan: the grade, following the SSL Labs SSL Server Rating Guide (2009k text plus the later
-// changes up to 2009r, restated in /work/shared/research/tls-audit-anchors.md section b): a
+// changes up to 2009r, restated in ../shared/research/tls-audit-anchors.md section b): a
 // certificate gate (T, M, hard F), three scores (protocol 30 %, key exchange 30 %, cipher
 // strength 40 %), caps (the lowest wins), then A-/A+. Pure: facts in, grade out.
 #pragma once
