@@ -23,6 +23,7 @@
 #include "core/http/request_head.hpp"
 #include "core/http/response_head.hpp"
 #include "core/policy/host_pattern.hpp"
+#include "core/runtime/process.hpp"
 #include "edge/chunked.hpp"
 #include "edge/server.hpp"
 
@@ -37,26 +38,9 @@ namespace {
 
 constexpr std::size_t kReadChunk = 16 * 1024;
 
-net::IpAddress to_ip(const asio::ip::address& a) {
-  net::IpAddress out;
-  if (a.is_v4()) {
-    auto b = a.to_v4().to_bytes();
-    out.family = net::IpAddress::Family::kV4;
-    std::copy(b.begin(), b.end(), out.bytes.begin());
-  } else {
-    auto b = a.to_v6().to_bytes();
-    out.family = net::IpAddress::Family::kV6;
-    std::copy(b.begin(), b.end(), out.bytes.begin());
-  }
-  return out;
-}
+using core::runtime::to_asio;
 
-asio::ip::address to_asio(const net::IpAddress& a) {
-  if (a.is_v4()) return asio::ip::address_v4({a.bytes[0], a.bytes[1], a.bytes[2], a.bytes[3]});
-  asio::ip::address_v6::bytes_type b;
-  std::copy(a.bytes.begin(), a.bytes.end(), b.begin());
-  return asio::ip::address_v6(b);
-}
+net::IpAddress to_ip(const asio::ip::address& a) { return core::runtime::from_asio(a); }
 
 const char* status_text(int status) {
   switch (status) {

@@ -14,13 +14,13 @@
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/redirect_error.hpp>
-#include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "core/dns/resolver.hpp"
+#include "core/runtime/process.hpp"
 #include "core/runtime/splice_pump.hpp"
 
 namespace moat::egress {
@@ -298,39 +298,19 @@ int Server::run() {
     spdlog::info("egress: admin listener on {} (/metrics, /healthz)", config->admin_listen);
   }
 
-  // Workers must not take the process signals; the main thread's signal_set does.
-  sigset_t all;
-  sigfillset(&all);
-  sigset_t previous;
-  pthread_sigmask(SIG_BLOCK, &all, &previous);
-  pool_.start();
-  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-
-  asio::io_context main;
-  asio::signal_set signals(main, SIGHUP, SIGUSR1, SIGTERM);
-  signals.add(SIGINT);
-  std::function<void(const asio::error_code&, int)> on_signal =
-      [&](const asio::error_code& ec, int sig) {
-        if (ec) return;
-        if (sig == SIGHUP) {
-          reload();
-        } else if (sig == SIGUSR1) {
-          if (auto r = audit_->reopen(); !r) {
-            spdlog::error("egress: reopening the audit log: {}", r.error().message);
-          } else {
-            spdlog::info("egress: audit log reopened");
-          }
-        } else {
-          spdlog::info("egress: {} received, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-          if (admin_) admin_->set_healthy(false);
-          main.stop();
-          return;
-        }
-        signals.async_wait(on_signal);
-      };
-  signals.async_wait(on_signal);
-  spdlog::info("egress: {} worker{} ready", pool_.size(), pool_.size() == 1 ? "" : "s");
-  main.run();
+  core::runtime::SignalHandlers handlers;
+  handlers.reload = [this] { reload(); };
+  handlers.reopen = [this] {
+    if (auto r = audit_->reopen(); !r) {
+      spdlog::error("egress: reopening the audit log: {}", r.error().message);
+    } else {
+      spdlog::info("egress: audit log reopened");
+    }
+  };
+  handlers.stop = [this] {
+    if (admin_) admin_->set_healthy(false);
+  };
+  core::runtime::run_until_stopped(pool_, handlers, "egress");
 
   drain();
   if (admin_) admin_->stop();

@@ -29,6 +29,7 @@
 #include "core/base/encoding.hpp"
 #include "core/dns/resolver.hpp"
 #include "core/http/request_head.hpp"
+#include "core/runtime/process.hpp"
 #include "core/runtime/splice_pump.hpp"
 #include "core/tls/certificate.hpp"
 #include "core/tls/client_hello.hpp"
@@ -43,26 +44,9 @@ using asio::use_awaitable;
 
 namespace {
 
-net::IpAddress to_ip(const asio::ip::address& a) {
-  net::IpAddress out;
-  if (a.is_v4()) {
-    auto b = a.to_v4().to_bytes();
-    out.family = net::IpAddress::Family::kV4;
-    std::copy(b.begin(), b.end(), out.bytes.begin());
-  } else {
-    auto b = a.to_v6().to_bytes();
-    out.family = net::IpAddress::Family::kV6;
-    std::copy(b.begin(), b.end(), out.bytes.begin());
-  }
-  return out;
-}
+using core::runtime::to_asio;
 
-asio::ip::address to_asio(const net::IpAddress& a) {
-  if (a.is_v4()) return asio::ip::address_v4({a.bytes[0], a.bytes[1], a.bytes[2], a.bytes[3]});
-  asio::ip::address_v6::bytes_type b;
-  std::copy(a.bytes.begin(), a.bytes.end(), b.begin());
-  return asio::ip::address_v6(b);
-}
+net::IpAddress to_ip(const asio::ip::address& a) { return core::runtime::from_asio(a); }
 
 std::string tls_version_name(std::uint16_t v) {
   switch (v) {

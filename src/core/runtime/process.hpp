@@ -1,0 +1,28 @@
+// core/runtime: what every long-running mode does with the process: start its workers with
+// signals blocked in them, then serve signals on the main thread until told to stop.
+#pragma once
+
+#include <functional>
+
+#include <asio/ip/address.hpp>
+
+#include "core/net/address.hpp"
+#include "core/runtime/worker_pool.hpp"
+
+namespace moat::core::runtime {
+
+struct SignalHandlers {
+  std::function<void()> reload;  // SIGHUP
+  std::function<void()> reopen;  // SIGUSR1 (logs)
+  std::function<void()> stop;    // SIGTERM or SIGINT, called once before run_until_stopped returns
+};
+
+// Starts the pool's threads with every signal blocked in them (so the main thread's
+// signal_set receives them), then blocks, dispatching SIGHUP and SIGUSR1, until SIGTERM or
+// SIGINT.
+void run_until_stopped(WorkerPool& pool, const SignalHandlers& handlers, const char* mode);
+
+net::IpAddress from_asio(const asio::ip::address& address);
+asio::ip::address to_asio(const net::IpAddress& address);
+
+}  // namespace moat::core::runtime
