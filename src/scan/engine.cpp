@@ -781,10 +781,12 @@ Result<ScanResult> scan(const ScanOptions& options) {
                      : (p.outcome == Probe::Outcome::kHello && p.curve == g);
       if (yes) result.groups.push_back({g, group_name(g), v});
     }
-    for (auto [g, v] : scanner.curves_) {
+    for (auto [curve, version] : scanner.curves_) {
+      // clang 14 cannot capture a structured binding in a lambda: copy it first.
+      auto g = curve;
       bool known = std::any_of(result.groups.begin(), result.groups.end(),
-                               [&](const GroupResult& r) { return r.id == g; });
-      if (!known) result.groups.push_back({g, group_name(g), v});
+                               [g](const GroupResult& r) { return r.id == g; });
+      if (!known) result.groups.push_back({g, group_name(g), version});
     }
     if (best_legacy != 0 && compression_probe.answered()) {
       result.compression = compression_probe.compression == tls::kCompressionDeflate;
