@@ -200,7 +200,8 @@ asio::awaitable<Session::Step> Session::read_request() {
         co_return co_await refuse(e.status, "bad_request", std::string(e.message));
       }
     }
-    if (!co_await read_more(cap)) {
+    bool more = co_await read_more(cap);  // not inside the condition: gcc 12 coroutine bug
+    if (!more) {
       if (timed_out_) {
         record_.termination = "timeout";
         record_.code = "request_timeout";
@@ -473,7 +474,8 @@ asio::awaitable<Session::Step> Session::read_client_hello() {
       fed = buffer_.size();
       if (status != core::tls::ParseStatus::kNeedMore) break;
     }
-    if (!co_await read_more(cap)) {
+    bool more = co_await read_more(cap);  // not inside the condition: gcc 12 coroutine bug
+    if (!more) {
       disarm_deadline();
       record_.termination = timed_out_ ? "timeout" : "client";
       record_.code = timed_out_ ? "hello_timeout" : "client_closed";
