@@ -11,5 +11,6 @@ void add_cert_command(CLI::App& app, int& exit_code);
 void add_egress_command(CLI::App& app, int& exit_code);
 void add_edge_command(CLI::App& app, int& exit_code);
 void add_scan_command(CLI::App& app, int& exit_code);
+void add_run_command(CLI::App& app, int& exit_code);
 
 }  // namespace moat::app

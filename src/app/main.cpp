@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   moat::app::add_egress_command(app, exit_code);
   moat::app::add_edge_command(app, exit_code);
   moat::app::add_scan_command(app, exit_code);
+  moat::app::add_run_command(app, exit_code);
 
   try {
     app.parse(argc, argv);
