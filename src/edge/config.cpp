@@ -232,7 +232,11 @@ class EdgeReader : public cc::YamlReader {
                {"handshake_timeout", "header_timeout", "idle_timeout", "connect_timeout",
                 "first_byte_timeout", "drain_timeout", "max_request_line", "max_header_bytes",
                 "max_body_bytes", "max_response_header_bytes", "max_requests_per_connection",
-                "max_idle_upstream"},
+                "max_idle_upstream", "max_connections", "max_connections_per_client",
+                "handshakes_per_second_per_client", "handshake_burst_per_client",
+                "requests_per_second_per_client", "request_burst_per_client", "ban_after_trips",
+                "ban_window", "ban_time", "ban_time_max", "client_prefix_v4", "client_prefix_v6",
+                "max_tracked_clients"},
                "edge.limits");
     Limits& x = out.limits;
     for (auto [key, field] : {std::pair{"handshake_timeout", &x.handshake_timeout},
@@ -240,7 +244,10 @@ class EdgeReader : public cc::YamlReader {
                               std::pair{"idle_timeout", &x.idle_timeout},
                               std::pair{"connect_timeout", &x.connect_timeout},
                               std::pair{"first_byte_timeout", &x.first_byte_timeout},
-                              std::pair{"drain_timeout", &x.drain_timeout}}) {
+                              std::pair{"drain_timeout", &x.drain_timeout},
+                              std::pair{"ban_window", &x.ban_window},
+                              std::pair{"ban_time", &x.ban_time},
+                              std::pair{"ban_time_max", &x.ban_time_max}}) {
       if (YAML::Node n = l[key]; present(n)) {
         if (auto v = duration(n, key)) {
           if (v->count() == 0) error(at(n), fmt::format("{} must be more than zero", key));
@@ -274,6 +281,71 @@ class EdgeReader : public cc::YamlReader {
     }
     if (YAML::Node n = l["max_idle_upstream"]; present(n)) {
       if (auto v = number(n, "max_idle_upstream", 100'000)) x.max_idle_upstream = *v;
+    }
+    guard_limits(l, x);
+  }
+
+  // The DDoS defences: caps, budgets and bans (core/guard). 0 disables a cap, a rate or bans.
+  void guard_limits(const YAML::Node& l, Limits& x) {
+    struct Count {
+      const char* key;
+      std::uint64_t* field;
+      std::uint64_t max;
+    };
+    std::uint64_t max_connections = x.max_connections;
+    std::uint64_t per_client = x.max_connections_per_client;
+    std::uint64_t trips = x.ban_after_trips;
+    std::uint64_t prefix_v4 = x.client_prefix_v4;
+    std::uint64_t prefix_v6 = x.client_prefix_v6;
+    std::uint64_t tracked = x.max_tracked_clients;
+    for (auto c : {Count{"max_connections", &max_connections, 10'000'000},
+                   Count{"max_connections_per_client", &per_client, 10'000'000},
+                   Count{"handshakes_per_second_per_client", &x.handshakes_per_second_per_client,
+                         1'000'000},
+                   Count{"handshake_burst_per_client", &x.handshake_burst_per_client, 10'000'000},
+                   Count{"requests_per_second_per_client", &x.requests_per_second_per_client,
+                         10'000'000},
+                   Count{"request_burst_per_client", &x.request_burst_per_client, 100'000'000},
+                   Count{"ban_after_trips", &trips, 1'000'000},
+                   Count{"client_prefix_v4", &prefix_v4, 32},
+                   Count{"client_prefix_v6", &prefix_v6, 128},
+                   Count{"max_tracked_clients", &tracked, 100'000'000}}) {
+      if (YAML::Node n = l[c.key]; present(n)) {
+        if (auto v = number(n, c.key, c.max)) *c.field = *v;
+      }
+    }
+    x.max_connections = max_connections;
+    x.max_connections_per_client = per_client;
+    x.ban_after_trips = trips;
+    x.client_prefix_v4 = static_cast<unsigned>(prefix_v4);
+    x.client_prefix_v6 = static_cast<unsigned>(prefix_v6);
+    x.max_tracked_clients = tracked;
+    // A rate without its burst: the burst is twice the rate.
+    if (present(l["handshakes_per_second_per_client"]) &&
+        !present(l["handshake_burst_per_client"])) {
+      x.handshake_burst_per_client = 2 * x.handshakes_per_second_per_client;
+    }
+    if (present(l["requests_per_second_per_client"]) && !present(l["request_burst_per_client"])) {
+      x.request_burst_per_client = 2 * x.requests_per_second_per_client;
+    }
+    auto where = [&](const char* key) {
+      YAML::Node n = l[key];
+      return present(n) ? at(n) : at(l);
+    };
+    if (x.handshakes_per_second_per_client > 0 && x.handshake_burst_per_client == 0) {
+      error(where("handshake_burst_per_client"),
+            "handshake_burst_per_client must be at least 1 when handshakes are limited");
+    }
+    if (x.requests_per_second_per_client > 0 && x.request_burst_per_client == 0) {
+      error(where("request_burst_per_client"),
+            "request_burst_per_client must be at least 1 when requests are limited");
+    }
+    if (x.max_tracked_clients == 0) {
+      error(where("max_tracked_clients"), "max_tracked_clients must be more than zero");
+    }
+    if (x.ban_time > x.ban_time_max) {
+      error(where(present(l["ban_time"]) ? "ban_time" : "ban_time_max"),
+            "ban_time must not be longer than ban_time_max");
     }
   }
 

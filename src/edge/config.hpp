@@ -61,6 +61,22 @@ struct Limits {
   std::size_t max_response_header_bytes = 64 * 1024;
   std::size_t max_requests_per_connection = 1000;
   std::size_t max_idle_upstream = 32;  // idle keep-alive connections per member and worker
+
+  // DDoS defences (core/guard). Per client means per address prefix (client_prefix_v4/v6).
+  // 0 disables a cap, a rate or bans.
+  std::size_t max_connections = 20'000;          // all listeners: over it, closed at accept
+  std::size_t max_connections_per_client = 256;  // closed at accept, before TLS
+  std::uint64_t handshakes_per_second_per_client = 20;  // over budget: closed before SSL_accept
+  std::uint64_t handshake_burst_per_client = 40;        // default: twice the rate
+  std::uint64_t requests_per_second_per_client = 200;   // over budget: 429 with Retry-After
+  std::uint64_t request_burst_per_client = 400;         // default: twice the rate
+  std::size_t ban_after_trips = 20;     // limit trips within ban_window that earn a ban
+  milliseconds ban_window{10'000};
+  milliseconds ban_time{10'000};        // the first ban; each next one doubles...
+  milliseconds ban_time_max{600'000};   // ...up to this
+  unsigned client_prefix_v4 = 24;
+  unsigned client_prefix_v6 = 64;
+  std::size_t max_tracked_clients = 100'000;  // the guard's table; the stalest idle are evicted
 };
 
 struct EdgeConfig {

@@ -40,6 +40,7 @@ core::Result<std::shared_ptr<const EdgeSnapshot>> make_snapshot(
 Server::Server(ServerOptions options, std::shared_ptr<const EdgeSnapshot> snapshot)
     : options_(std::move(options)),
       snapshot_(snapshot),
+      guard_(guard_settings(snapshot->config->limits)),
       pool_(options_.workers != 0 ? options_.workers : snapshot->config->workers),
       metrics_(pool_.size() + 1) {  // the last shard is the main thread's (reloads)
   for (std::size_t i = 0; i < pool_.size(); ++i) {
@@ -80,12 +81,88 @@ Server::Server(ServerOptions options, std::shared_ptr<const EdgeSnapshot> snapsh
                     .counter_family("moat_edge_session_exceptions_total",
                                     "Sessions ended by an unexpected exception (a bug)")
                     .labels();
+  auto& rejections = metrics_.counter_family(
+      "moat_edge_guard_rejections_total",
+      "Connections closed and requests refused by the DDoS defences, by limit", {"limit"});
+  using core::guard::Verdict;
+  rejections_[0] = rejections.labels({"connections"});
+  for (Verdict v : {Verdict::kConnectionsPerClient, Verdict::kHandshakes, Verdict::kRequests,
+                    Verdict::kBanned}) {
+    rejections_[static_cast<int>(v)] = rejections.labels({core::guard::verdict_name(v)});
+  }
 }
 
 Server::~Server() { pool_.stop(); }
 
+core::guard::LimiterSettings Server::guard_settings(const Limits& l) {
+  core::guard::LimiterSettings s;
+  s.max_connections_per_client = l.max_connections_per_client;
+  s.handshakes_per_second = static_cast<double>(l.handshakes_per_second_per_client);
+  s.handshake_burst = static_cast<double>(l.handshake_burst_per_client);
+  s.requests_per_second = static_cast<double>(l.requests_per_second_per_client);
+  s.request_burst = static_cast<double>(l.request_burst_per_client);
+  s.ban_after_trips = l.ban_after_trips;
+  s.ban_window = l.ban_window;
+  s.ban_time = l.ban_time;
+  s.ban_time_max = l.ban_time_max;
+  s.max_clients = l.max_tracked_clients;
+  return s;
+}
+
+void Server::count_rejection(std::size_t worker, core::guard::Verdict verdict) {
+  rejections_[static_cast<int>(verdict)].inc(worker);
+}
+
+core::guard::Decision Server::guard_handshake(std::size_t worker,
+                                              const core::guard::ClientKey& key) {
+  auto d = guard_.handshake(key, core::guard::Clock::now());
+  if (!d.allowed()) count_rejection(worker, d.verdict);
+  return d;
+}
+
+core::guard::Decision Server::guard_request(std::size_t worker,
+                                            const core::guard::ClientKey& key) {
+  auto d = guard_.request(key, core::guard::Clock::now());
+  if (!d.allowed()) count_rejection(worker, d.verdict);
+  return d;
+}
+
+void Server::guard_close(const core::guard::ClientKey& key) {
+  guard_.close_connection(key, core::guard::Clock::now());
+}
+
+// Phase 0, before any byte is read or any TLS work is done: the global cap, then the client's
+// ban and its connection cap. A refused connection is closed at once.
+bool Server::admit(WorkerState& worker, asio::ip::tcp::socket& socket,
+                   core::guard::ClientKey& key) {
+  const Limits& limits = snapshot_.load()->config->limits;
+  asio::error_code ec;
+  auto remote = socket.remote_endpoint(ec);
+  if (ec) {  // already gone
+    socket.close(ec);
+    return false;
+  }
+  const std::size_t open = active_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (limits.max_connections != 0 && open > limits.max_connections) {
+    active_.fetch_sub(1, std::memory_order_relaxed);
+    count_rejection(worker.index, core::guard::Verdict::kAllowed);  // "connections"
+    socket.close(ec);
+    return false;
+  }
+  key = core::guard::ClientKey::from(core::runtime::from_asio(remote.address()),
+                                     limits.client_prefix_v4, limits.client_prefix_v6);
+  auto d = guard_.open_connection(key, core::guard::Clock::now());
+  if (!d.allowed()) {
+    active_.fetch_sub(1, std::memory_order_relaxed);
+    count_rejection(worker.index, d.verdict);
+    socket.close(ec);
+    return false;
+  }
+  return true;
+}
+
 void Server::on_connection_open(std::size_t worker, bool tls) {
-  active_.fetch_add(1, std::memory_order_relaxed);
+  // active_ was counted at accept (admit), so that max_connections holds there.
   (tls ? connections_https_ : connections_http_).inc(worker);
   connections_active_.inc(worker);
 }
@@ -132,8 +209,10 @@ asio::awaitable<void> Server::accept_loop(WorkerState& worker,
       spdlog::warn("edge: accept failed: {}", ec.message());
       continue;
     }
-    auto session =
-        std::make_shared<Session>(*this, worker, snapshot_.load(), std::move(socket), tls);
+    core::guard::ClientKey key;
+    if (!admit(worker, socket, key)) continue;
+    auto session = std::make_shared<Session>(*this, worker, snapshot_.load(), std::move(socket),
+                                             tls, key);
     asio::co_spawn(acceptor->get_executor(), session->run(), asio::detached);
   }
 }
@@ -170,6 +249,7 @@ bool Server::reload() {
     spdlog::warn("reload: access_log and admin changes take effect at the next restart");
   }
   snapshot_.store(*next);
+  guard_.configure(guard_settings(load.config->limits));
   reloads_->labels({"applied"}).inc(main_shard);
   spdlog::info("reload: {} applied ({} routes, {} certificates)", options_.config_path,
                load.config->routes.size(), load.config->certificates.size());

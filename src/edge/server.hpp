@@ -14,6 +14,7 @@
 #include <asio/ip/tcp.hpp>
 
 #include "core/base/result.hpp"
+#include "core/guard/address_limiter.hpp"
 #include "core/obs/admin_server.hpp"
 #include "core/obs/audit_log.hpp"
 #include "core/obs/metrics.hpp"
@@ -53,6 +54,13 @@ class Server {
   void count_upstream_connect(std::size_t worker, std::string_view result);
   void count_request(std::size_t worker, const StreamRecord& record, double seconds);
   void write_access(std::string_view line);
+  // The DDoS defences (core/guard), shared by every worker. Refusals are counted here.
+  core::guard::Decision guard_handshake(std::size_t worker, const core::guard::ClientKey& key);
+  core::guard::Decision guard_request(std::size_t worker, const core::guard::ClientKey& key);
+  void guard_close(const core::guard::ClientKey& key);
+  void count_rejection(std::size_t worker, core::guard::Verdict verdict);
+
+  static core::guard::LimiterSettings guard_settings(const Limits& limits);
 
  private:
   asio::awaitable<void> accept_loop(WorkerState& worker,
@@ -61,8 +69,14 @@ class Server {
   // within limits.drain_timeout, then end the rest.
   void drain();
 
+  // Connections admitted under max_connections and the per-client caps (or refused); false when
+  // the socket was closed at accept.
+  bool admit(WorkerState& worker, asio::ip::tcp::socket& socket, core::guard::ClientKey& key);
+
   ServerOptions options_;
   core::runtime::Snapshot<EdgeSnapshot> snapshot_;
+  // Before pool_: sessions finishing while the workers stop still release their entries.
+  core::guard::AddressLimiter guard_;
   core::runtime::WorkerPool pool_;
   std::vector<std::unique_ptr<WorkerState>> workers_;
   std::unique_ptr<core::obs::AuditLog> access_;
@@ -79,6 +93,9 @@ class Server {
   core::obs::CounterFamily* upstream_connects_ = nullptr;
   core::obs::CounterFamily* reloads_ = nullptr;
   core::obs::CounterHandle exceptions_;
+  // moat_edge_guard_rejections_total, by core::guard::Verdict (index 0, kAllowed: "connections",
+  // the global cap, which is not a per-client verdict).
+  core::obs::CounterHandle rejections_[5];
 };
 
 }  // namespace moat::edge

@@ -52,6 +52,7 @@ const char* status_text(int status) {
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
     case 417: return "Expectation Failed";
+    case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 501: return "Not Implemented";
     case 502: return "Bad Gateway";
@@ -172,7 +173,7 @@ std::size_t UpstreamPool::idle_count() const {
 // ---- Session --------------------------------------------------------------------------------
 
 Session::Session(Server& server, WorkerState& worker, std::shared_ptr<const EdgeSnapshot> snapshot,
-                 asio::ip::tcp::socket socket, bool tls)
+                 asio::ip::tcp::socket socket, bool tls, core::guard::ClientKey client_key)
     : server_(server),
       worker_(worker),
       snapshot_(std::move(snapshot)),
@@ -180,7 +181,8 @@ Session::Session(Server& server, WorkerState& worker, std::shared_ptr<const Edge
       tls_(tls),
       plain_(socket.get_executor()),
       upstream_(socket.get_executor()),
-      deadline_(socket.get_executor()) {
+      deadline_(socket.get_executor()),
+      client_key_(client_key) {
   asio::error_code ec;
   auto remote = socket.remote_endpoint(ec);
   if (!ec) {
@@ -216,6 +218,7 @@ asio::awaitable<void> Session::run() {
   asio::error_code ec;
   lowest().close(ec);
   upstream_.close(ec);
+  server_.guard_close(client_key_);
   server_.on_connection_close(worker_.index, tls_);
 }
 
@@ -237,6 +240,8 @@ asio::awaitable<void> Session::run_phases() {
 // Phase 1: the TLS handshake under its deadline. SNI picks the certificate (TlsContexts), ALPN
 // settles on http/1.1.
 asio::awaitable<Session::Step> Session::handshake() {
+  // The client's handshake budget, before any TLS work (SSL_accept is the expensive part).
+  if (!server_.guard_handshake(worker_.index, client_key_).allowed()) co_return Step::kDone;
   arm(config_.limits.handshake_timeout);
   asio::error_code ec;
   co_await stream_->async_handshake(asio::ssl::stream_base::server,
@@ -283,6 +288,8 @@ asio::awaitable<Session::Next> Session::serve_stream(bool first) {
   if (step == Step::kDone) co_return Next::kClose;
   ++requests_;
   if (requests_ >= config_.limits.max_requests_per_connection) close_after_ = true;
+  step = co_await rate_limit(parser);
+  if (step == Step::kDone) co_return close_after_ ? Next::kClose : Next::kKeepAlive;
   if (!tls_) {
     Next next = co_await redirect(parser);
     co_return next;
@@ -365,6 +372,26 @@ asio::awaitable<Session::Step> Session::read_head(http::RequestHeadParser& parse
     close_after_ = true;
   }
   co_return Step::kContinue;
+}
+
+// Phase 2b: the client's request budget. Over it: 429 with Retry-After (whole seconds), and the
+// connection stays open unless a body follows (not read, so not trusted), a ban began, or it is
+// the HTTP listener (one request per connection).
+asio::awaitable<Session::Step> Session::rate_limit(const http::RequestHeadParser& parser) {
+  auto d = server_.guard_request(worker_.index, client_key_);
+  if (d.allowed()) co_return Step::kContinue;
+  record_.phase = "limit";
+  record_.limit = core::guard::verdict_name(d.verdict);
+  const bool banned = d.verdict == core::guard::Verdict::kBanned || d.banned_now;
+  if (banned || !tls_ ||
+      http::classify_body_framing(parser).kind != http::BodyFraming::Kind::kNone) {
+    close_after_ = true;
+  }
+  const std::int64_t retry = std::max<std::int64_t>(1, d.retry_after.count());
+  reply_headers_ = fmt::format("Retry-After: {}\r\n", retry);
+  co_await reply_local(429, banned ? "banned" : "rate_limited",
+                       banned ? "client temporarily banned" : "request rate over the limit");
+  co_return Step::kDone;
 }
 
 // Phase 3 (synchronous): framing, Host, target, method and route. kDone means "answer with
@@ -895,17 +922,19 @@ asio::awaitable<void> Session::reply_local(int status, const char* code, std::st
   record_.code = code;
   record_.reason = std::move(reason);
   record_.termination = termination;
-  if (status != 404 || close_after_) close_after_ = true;
+  // 404 and 429 keep the connection (the caller closes when a body was left unread).
+  if ((status != 404 && status != 429) || close_after_) close_after_ = true;
   if (draining_) close_after_ = true;
   std::string safe = record_.reason;
   std::replace_if(safe.begin(), safe.end(), [](char c) { return c < 0x20 || c == 0x7f; }, '?');
   std::string body = fmt::format("moat: {}\n", safe);
   std::string response = fmt::format(
       "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n"
-      "X-Request-Id: {}\r\n{}{}\r\n{}",
-      status, status_text(status), body.size(), record_.request_id,
+      "X-Request-Id: {}\r\n{}{}{}\r\n{}",
+      status, status_text(status), body.size(), record_.request_id, reply_headers_,
       tls_ ? fmt::format("Strict-Transport-Security: {}\r\n", snapshot_->hsts) : std::string(),
       close_after_ ? "Connection: close\r\n" : "", head_request_ ? std::string() : body);
+  reply_headers_.clear();
   co_await client_write(response);
 }
 
@@ -1028,6 +1057,7 @@ void Session::write_access_record() {
   j.add("termination", r.termination);
   j.add("code", r.code);
   j.add("reason", r.reason);
+  if (*r.limit != '\0') j.add("limit", r.limit);
   server_.write_access(j.view());
   server_.count_request(worker_.index, r, std::chrono::duration<double>(duration).count());
   record_open_ = false;

@@ -19,6 +19,7 @@
 #include <asio/ssl/stream.hpp>
 #include <asio/steady_timer.hpp>
 
+#include "core/guard/client_key.hpp"
 #include "core/net/address.hpp"
 #include "core/obs/json_line.hpp"
 #include "edge/config.hpp"
@@ -94,14 +95,16 @@ struct StreamRecord {
   const char* phase = "request";
   const char* termination = "";  // complete, proxy (local reply), client, upstream, timeout
   const char* code = "";         // stable token for the outcome: ok, no_route, bad_request, ...
+  const char* limit = "";        // the guard limit that answered (requests, banned), if any
   std::string reason;
 };
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  // `tls` false: the HTTP listener (redirect only).
+  // `tls` false: the HTTP listener (redirect only). `client_key`: admitted under it at accept
+  // (Server::admit); released when the session ends.
   Session(Server& server, WorkerState& worker, std::shared_ptr<const EdgeSnapshot> snapshot,
-          asio::ip::tcp::socket socket, bool tls);
+          asio::ip::tcp::socket socket, bool tls, core::guard::ClientKey client_key);
   ~Session();
 
   asio::awaitable<void> run();
@@ -122,6 +125,8 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<Step> forward(const core::http::RequestHeadParser& parser);
   asio::awaitable<Step> relay_response();
   asio::awaitable<Next> redirect(const core::http::RequestHeadParser& parser);
+  // The per-client request budget (core/guard): over it, 429 with Retry-After. kDone: answered.
+  asio::awaitable<Step> rate_limit(const core::http::RequestHeadParser& parser);
 
   // Upstream helpers.
   asio::awaitable<Step> connect_upstream(const Member& member, bool fresh);
@@ -170,6 +175,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string host_header_;  // the Host to send upstream
   std::string forward_target_;
   const Route* route_ = nullptr;
+  core::guard::ClientKey client_key_;  // admitted under this key (released at the end)
+  std::string reply_headers_;           // extra header lines for the next local reply
   core::net::IpAddress client_address_;
   std::string client_text_;
   std::uint16_t client_port_ = 0;

@@ -160,6 +160,8 @@ class Edge:
         wait_for_port(self.https_port, process=self.process)
         if http_listener:
             wait_for_port(self.http_port, process=self.process)
+        if admin:  # started after the listeners: /metrics may be read right away
+            wait_for_port(self.admin_port, process=self.process)
 
     def log(self):
         with open(self.stderr_path) as f:

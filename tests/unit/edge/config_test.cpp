@@ -100,3 +100,62 @@ TEST(EdgeConfig, ExampleLoads) {
 
 }  // namespace
 }  // namespace moat::edge
+
+namespace moat::edge {
+namespace {
+
+TEST(EdgeConfig, GuardDefaults) {
+  auto l = load(kHead + "  routes: [{pool: app}]\n");
+  ASSERT_TRUE(l.config) << errors(l);
+  const Limits& x = l.config->limits;
+  EXPECT_EQ(x.max_connections, 20'000u);
+  EXPECT_EQ(x.max_connections_per_client, 256u);
+  EXPECT_EQ(x.handshakes_per_second_per_client, 20u);
+  EXPECT_EQ(x.handshake_burst_per_client, 40u);
+  EXPECT_EQ(x.requests_per_second_per_client, 200u);
+  EXPECT_EQ(x.request_burst_per_client, 400u);
+  EXPECT_EQ(x.ban_after_trips, 20u);
+  EXPECT_EQ(x.ban_window.count(), 10'000);
+  EXPECT_EQ(x.ban_time.count(), 10'000);
+  EXPECT_EQ(x.ban_time_max.count(), 600'000);
+  EXPECT_EQ(x.client_prefix_v4, 24u);
+  EXPECT_EQ(x.client_prefix_v6, 64u);
+}
+
+TEST(EdgeConfig, GuardKeys) {
+  auto l = load(kHead + "  routes: [{pool: app}]\n  limits:\n    max_connections: 10\n" +
+                "    max_connections_per_client: 0\n    requests_per_second_per_client: 50\n"
+                "    handshakes_per_second_per_client: 3\n    handshake_burst_per_client: 4\n"
+                "    ban_after_trips: 5\n    ban_time: 1s\n    ban_time_max: 2s\n"
+                "    client_prefix_v4: 32\n    client_prefix_v6: 48\n");
+  ASSERT_TRUE(l.config) << errors(l);
+  const Limits& x = l.config->limits;
+  EXPECT_EQ(x.max_connections, 10u);
+  EXPECT_EQ(x.max_connections_per_client, 0u);
+  EXPECT_EQ(x.requests_per_second_per_client, 50u);
+  EXPECT_EQ(x.request_burst_per_client, 100u);  // twice the rate when not given
+  EXPECT_EQ(x.handshake_burst_per_client, 4u);
+  EXPECT_EQ(x.ban_after_trips, 5u);
+  EXPECT_EQ(x.ban_time.count(), 1'000);
+  EXPECT_EQ(x.client_prefix_v4, 32u);
+  EXPECT_EQ(x.client_prefix_v6, 48u);
+}
+
+TEST(EdgeConfig, GuardErrors) {
+  auto bad = [](const std::string& limits) {
+    auto l = load(kHead + "  routes: [{pool: app}]\n  limits:\n" + limits);
+    EXPECT_FALSE(l.config) << limits;
+    return errors(l);
+  };
+  EXPECT_NE(bad("    client_prefix_v4: 33\n").find("client_prefix_v4"), std::string::npos);
+  EXPECT_NE(bad("    ban_time: 20m\n").find("ban_time must not be longer than ban_time_max"),
+            std::string::npos);
+  EXPECT_NE(bad("    request_burst_per_client: 0\n").find("request_burst_per_client"),
+            std::string::npos);
+  EXPECT_NE(bad("    ban_window: 0s\n").find("more than zero"), std::string::npos);
+  EXPECT_NE(bad("    max_conections: 1\n").find("did you mean 'max_connections'"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace moat::edge
