@@ -23,42 +23,8 @@ std::string iso_now(std::chrono::system_clock::time_point now) {
                      hms.hours().count(), hms.minutes().count(), hms.seconds().count());
 }
 
-std::string join(const std::vector<std::string>& items, const char* sep = " ") {
-  std::string out;
-  for (const auto& item : items) {
-    if (!out.empty()) out += sep;
-    out += item;
-  }
-  return out;
-}
-
-std::string or_none(std::string s) { return s.empty() ? "(none)" : s; }
-
-// The rows of the page's table, in the page's order, then what the page leaves out.
 std::vector<std::pair<std::string, std::string>> rows(const CertificateInfo& c) {
-  std::vector<std::string> alt = c.dns_names;
-  alt.insert(alt.end(), c.ip_addresses.begin(), c.ip_addresses.end());
-  std::string issuer = c.issuer.common_names.empty() ? c.issuer.dn : c.issuer.common_names.back();
-  std::string days = std::to_string(c.days_left);
-  if (c.status != core::tls::ValidityStatus::kValid) {
-    days += c.status == core::tls::ValidityStatus::kExpired ? " (expired)" : " (not yet valid)";
-  }
-  return {
-      {"Domain", or_none(c.domain)},
-      {"Fingerprint", "SHA256: " + c.fingerprint_sha256},
-      {"Pin SHA256", or_none(c.pin_sha256)},
-      {"Common names", or_none(join(c.subject.common_names))},
-      {"Alternative names", or_none(join(alt))},
-      {"Serial Number", or_none(c.serial)},
-      {"Key", or_none(c.key.description)},
-      {"Issuer", or_none(issuer)},
-      {"AIA", or_none(join(c.ca_issuers))},
-      {"OCSP", or_none(join(c.ocsp))},
-      {"Signature algorithm", or_none(c.signature.name)},
-      {"Valid from", or_none(c.not_before)},
-      {"Valid until", or_none(c.not_after)},
-      {"Days left", days},
-  };
+  return core::tls::certificate_table(c);
 }
 
 std::string source_line(const Report& r) {

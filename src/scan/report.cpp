@@ -45,23 +45,7 @@ std::string join(const std::vector<std::string>& items, const char* sep = " ") {
 
 // The rows of `moat cert show` (the vendor page's certificate table).
 std::vector<std::pair<std::string, std::string>> certificate_rows(const CertificateInfo& c) {
-  std::vector<std::string> alt = c.dns_names;
-  alt.insert(alt.end(), c.ip_addresses.begin(), c.ip_addresses.end());
-  auto none = [](std::string s) { return s.empty() ? std::string("(none)") : s; };
-  std::string issuer = c.issuer.common_names.empty() ? c.issuer.dn : c.issuer.common_names.back();
-  return {{"Domain", none(c.domain)},
-          {"Fingerprint", "SHA256: " + c.fingerprint_sha256},
-          {"Pin SHA256", none(c.pin_sha256)},
-          {"Common names", none(join(c.subject.common_names))},
-          {"Alternative names", none(join(alt))},
-          {"Serial Number", none(c.serial)},
-          {"Key", none(c.key.description)},
-          {"Issuer", none(issuer)},
-          {"AIA", none(join(c.ca_issuers))},
-          {"Signature algorithm", none(c.signature.name)},
-          {"Valid until", none(c.not_after)},
-          {"Days left", std::to_string(c.days_left) +
-                            (c.status == core::tls::ValidityStatus::kExpired ? " (expired)" : "")}};
+  return core::tls::certificate_table(c);
 }
 
 struct Paint {

@@ -125,3 +125,12 @@ struct NameMatch {
 NameMatch match_host(const CertificateInfo& info, std::string_view host);
 
 }  // namespace moat::core::tls
+
+namespace moat::core::tls {
+
+// The rows of the reference page's certificate table, in the page's order ("Domain",
+// "Fingerprint", "Pin SHA256", ...), then what the page leaves out (OCSP, validity, days left).
+// Empty values read "(none)". Shared by `moat cert` and `moat scan`.
+std::vector<std::pair<std::string, std::string>> certificate_table(const CertificateInfo& c);
+
+}  // namespace moat::core::tls
