@@ -327,31 +327,19 @@ int Server::run() {
 }
 
 void Server::drain() {
-  auto on_every_worker = [this](auto fn) {
-    for (std::size_t i = 0; i < pool_.size(); ++i) {
-      asio::post(pool_.worker(i).context(), [this, i, fn] { fn(*workers_[i]); });
-    }
-  };
-  auto wait_idle = [this](std::chrono::milliseconds budget) {
-    auto deadline = std::chrono::steady_clock::now() + budget;
-    while (active_.load(std::memory_order_relaxed) > 0 &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  };
-  on_every_worker([](WorkerState& w) {
-    asio::error_code ignored;
-    for (auto& a : w.acceptors) a->close(ignored);
-    for (Session* s : w.sessions) s->abort(false);
-    w.upstreams.clear();
-  });
-  wait_idle(snapshot_.load()->config->limits.drain_timeout);
-  on_every_worker([](WorkerState& w) {
-    for (Session* s : w.sessions) s->abort(true);
-    w.upstreams.clear();
-  });
-  wait_idle(std::chrono::seconds(2));
-  if (active_.load() > 0) spdlog::warn("edge: {} connections still open at exit", active_.load());
+  // Stop accepting, end idle keep-alive connections, give requests in flight the drain time,
+  // then end them too. Every session writes its access record on the way out.
+  auto left = core::runtime::drain(
+      pool_, active_,
+      [this](std::size_t i, bool force) {
+        WorkerState& w = *workers_[i];
+        asio::error_code ignored;
+        for (auto& a : w.acceptors) a->close(ignored);
+        for (Session* s : w.sessions) s->abort(force);
+        w.upstreams.clear();
+      },
+      snapshot_.load()->config->limits.drain_timeout);
+  if (left > 0) spdlog::warn("edge: {} connections still open at exit", left);
 }
 
 }  // namespace moat::edge

@@ -319,32 +319,18 @@ int Server::run() {
 }
 
 void Server::drain() {
-  auto on_every_worker = [this](auto fn) {
-    for (std::size_t i = 0; i < pool_.size(); ++i) {
-      asio::post(pool_.worker(i).context(), [this, i, fn] { fn(*workers_[i]); });
-    }
-  };
-  auto wait_idle = [this](std::chrono::milliseconds budget) {
-    auto deadline = std::chrono::steady_clock::now() + budget;
-    while (active_.load(std::memory_order_relaxed) > 0 &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  };
   // Stop accepting, end connections that are not tunnels yet, give tunnels the drain time,
   // then end them too. Every session writes its audit record on the way out.
-  on_every_worker([](WorkerState& w) {
-    asio::error_code ignored;
-    for (auto& a : w.acceptors) a->close(ignored);
-    for (Session* s : w.sessions) s->abort(false);
-  });
-  auto config = config_.load();
-  wait_idle(config->limits.drain_timeout);
-  on_every_worker([](WorkerState& w) {
-    for (Session* s : w.sessions) s->abort(true);
-  });
-  wait_idle(std::chrono::seconds(2));
-  if (active_.load() > 0) spdlog::warn("egress: {} connections still open at exit", active_.load());
+  auto left = core::runtime::drain(
+      pool_, active_,
+      [this](std::size_t i, bool force) {
+        WorkerState& w = *workers_[i];
+        asio::error_code ignored;
+        for (auto& a : w.acceptors) a->close(ignored);
+        for (Session* s : w.sessions) s->abort(force);
+      },
+      config_.load()->limits.drain_timeout);
+  if (left > 0) spdlog::warn("egress: {} connections still open at exit", left);
 }
 
 }  // namespace moat::egress

@@ -4,6 +4,9 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <thread>
+
+#include <asio/post.hpp>
 
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
@@ -40,6 +43,29 @@ void run_until_stopped(WorkerPool& pool, const SignalHandlers& handlers, const c
   signals.async_wait(on_signal);
   spdlog::info("{}: {} worker{} ready", mode, pool.size(), pool.size() == 1 ? "" : "s");
   main.run();
+}
+
+std::size_t drain(WorkerPool& pool, const std::atomic<std::size_t>& active,
+                  const std::function<void(std::size_t, bool)>& step,
+                  std::chrono::milliseconds grace) {
+  auto on_every_worker = [&](bool force) {
+    for (std::size_t i = 0; i < pool.size(); ++i) {
+      // `step` by value: a handler may run after drain() has returned.
+      asio::post(pool.worker(i).context(), [step, i, force] { step(i, force); });
+    }
+  };
+  auto wait_idle = [&](std::chrono::milliseconds budget) {
+    auto deadline = std::chrono::steady_clock::now() + budget;
+    while (active.load(std::memory_order_relaxed) > 0 &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  };
+  on_every_worker(false);
+  wait_idle(grace);
+  on_every_worker(true);
+  wait_idle(std::chrono::seconds(2));
+  return active.load(std::memory_order_relaxed);
 }
 
 net::IpAddress from_asio(const asio::ip::address& a) {

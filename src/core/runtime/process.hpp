@@ -2,6 +2,9 @@
 // signals blocked in them, then serve signals on the main thread until told to stop.
 #pragma once
 
+#include <atomic>
+#include <chrono>
+#include <cstddef>
 #include <functional>
 
 #include <asio/ip/address.hpp>
@@ -21,6 +24,13 @@ struct SignalHandlers {
 // signal_set receives them), then blocks, dispatching SIGHUP and SIGUSR1, until SIGTERM or
 // SIGINT.
 void run_until_stopped(WorkerPool& pool, const SignalHandlers& handlers, const char* mode);
+
+// Shutdown in two steps: posts `step(worker, false)` to every worker (stop accepting, end what
+// can end now), waits until `active` is 0 or `grace` has passed, then posts `step(worker, true)`
+// (end everything) and waits up to two more seconds. Returns the connections still open.
+std::size_t drain(WorkerPool& pool, const std::atomic<std::size_t>& active,
+                  const std::function<void(std::size_t worker, bool force)>& step,
+                  std::chrono::milliseconds grace);
 
 net::IpAddress from_asio(const asio::ip::address& address);
 asio::ip::address to_asio(const net::IpAddress& address);
