@@ -1,4 +1,5 @@
 #include "core/http/request_head.hpp"
+#include "core/http/syntax.hpp"
 
 #include <algorithm>
 #include <limits>
@@ -6,50 +7,18 @@
 namespace moat::core::http {
 namespace {
 
-// RFC 9110 5.6.2: tchar.
-constexpr bool is_tchar(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '.': case '^': case '_': case '`': case '|': case '~':
-      return true;
-    default:
-      return false;
-  }
-}
-
-bool is_token(std::string_view s) {
-  if (s.empty()) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return is_tchar(static_cast<unsigned char>(c)); });
-}
+using syntax::iequals;
+using syntax::is_digit;
+using syntax::is_field_byte;
+using syntax::is_ows;
+using syntax::is_tchar;
+using syntax::is_token;
+using syntax::trim_ows;
 
 // Request line: VCHAR and SP only (RFC 9112 3; the target is ASCII per RFC 3986, so obs-text is
 // refused too).
 constexpr bool is_request_line_byte(unsigned char c) { return c == ' ' || (c > 0x20 && c < 0x7f); }
 
-// Field lines: field-vchar (VCHAR / obs-text), SP, HTAB (RFC 9110 5.5). NUL, other controls and
-// DEL are refused (RFC 9110 5.5: a recipient of CR, LF or NUL in a value MUST reject or replace).
-constexpr bool is_field_byte(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
-
-constexpr bool is_ows(char c) { return c == ' ' || c == '\t'; }
-
-std::string_view trim_ows(std::string_view s) {
-  while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-constexpr char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-  }
-  return true;
-}
-
-constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
 constexpr bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 constexpr bool is_hex(char c) {
   return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
@@ -422,32 +391,21 @@ BodyFraming classify_body_framing(const RequestHeadParser& head) {
   }
 
   if (has_cl) {
-    // RFC 9110 8.6: Content-Length = 1*DIGIT; a list of identical values may be taken as one.
-    // Leading zeros are refused: some parsers read them as octal. 18 digits always fit.
-    std::optional<std::uint64_t> length;
+    // Leading zeros are refused: some parsers read them as octal.
+    syntax::ContentLengthReader length(/*allow_leading_zeros=*/false);
     for (const HeaderField f : head.headers()) {
       if (!iequals(f.name, "content-length")) continue;
-      std::string_view rest = f.value;
-      while (true) {
-        const auto comma = rest.find(',');
-        const std::string_view element = trim_ows(rest.substr(0, comma));
-        if (element.empty() || element.size() > 18 || (element.size() > 1 && element[0] == '0') ||
-            !std::all_of(element.begin(), element.end(), is_digit)) {
-          return framing_error("invalid_content_length", "malformed Content-Length");
-        }
-        std::uint64_t value = 0;
-        for (const char c : element) value = value * 10 + static_cast<std::uint64_t>(c - '0');
-        if (length && *length != value) {
-          return framing_error("conflicting_content_length", "Content-Length values differ");
-        }
-        length = value;
-        if (comma == std::string_view::npos) break;
-        rest.remove_prefix(comma + 1);
+      auto state = length.add(f.value);
+      if (state == syntax::ContentLengthReader::State::kMalformed) {
+        return framing_error("invalid_content_length", "malformed Content-Length");
+      }
+      if (state == syntax::ContentLengthReader::State::kConflicting) {
+        return framing_error("conflicting_content_length", "Content-Length values differ");
       }
     }
     BodyFraming f;
     f.kind = BodyFraming::Kind::kContentLength;
-    f.content_length = *length;
+    f.content_length = length.length();
     return f;
   }
   return BodyFraming{};

@@ -1,37 +1,17 @@
 #include "core/http/response_head.hpp"
+#include "core/http/syntax.hpp"
 
 #include <algorithm>
 
 namespace moat::core::http {
 namespace {
 
-constexpr bool is_tchar(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '.': case '^': case '_': case '`': case '|': case '~':
-      return true;
-    default:
-      return false;
-  }
-}
-
-bool is_token(std::string_view s) {
-  return !s.empty() &&
-         std::all_of(s.begin(), s.end(), [](char c) { return is_tchar(static_cast<unsigned char>(c)); });
-}
-
-// RFC 9110 5.5 field-vchar / obs-text, SP, HTAB; the reason phrase allows the same (RFC 9112 4).
-constexpr bool is_field_byte(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
-constexpr bool is_ows(char c) { return c == ' ' || c == '\t'; }
-constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
-constexpr char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-std::string_view trim_ows(std::string_view s) {
-  while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
-  return s;
-}
+using syntax::is_digit;
+using syntax::is_field_byte;
+using syntax::is_ows;
+using syntax::is_tchar;
+using syntax::is_token;
+using syntax::trim_ows;
 
 ResponseFraming framing_error(std::string_view code, std::string_view message) {
   ResponseFraming f;
@@ -44,13 +24,7 @@ ResponseFraming framing_error(std::string_view code, std::string_view message) {
 
 }  // namespace
 
-bool iequals_ascii(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
+bool iequals_ascii(std::string_view a, std::string_view b) { return syntax::iequals(a, b); }
 
 bool list_contains_token(std::string_view value, std::string_view token) {
   while (true) {
@@ -267,31 +241,21 @@ ResponseFraming classify_response_framing(const ResponseHeadParser& head, bool r
     return f;
   }
   if (has_cl) {
-    std::optional<std::uint64_t> length;
+    syntax::ContentLengthReader length(/*allow_leading_zeros=*/true);
     for (std::size_t i = 0; i < head.header_count(); ++i) {
       const HeaderField f = head.header(i);
       if (!iequals_ascii(f.name, "content-length")) continue;
-      std::string_view rest = f.value;
-      while (true) {
-        const auto comma = rest.find(',');
-        const std::string_view element = trim_ows(rest.substr(0, comma));
-        if (element.empty() || element.size() > 18 ||
-            !std::all_of(element.begin(), element.end(), is_digit)) {
-          return framing_error("invalid_content_length", "malformed response Content-Length");
-        }
-        std::uint64_t value = 0;
-        for (const char c : element) value = value * 10 + static_cast<std::uint64_t>(c - '0');
-        if (length && *length != value) {
-          return framing_error("conflicting_content_length", "response Content-Length values differ");
-        }
-        length = value;
-        if (comma == std::string_view::npos) break;
-        rest.remove_prefix(comma + 1);
+      auto state = length.add(f.value);
+      if (state == syntax::ContentLengthReader::State::kMalformed) {
+        return framing_error("invalid_content_length", "malformed response Content-Length");
+      }
+      if (state == syntax::ContentLengthReader::State::kConflicting) {
+        return framing_error("conflicting_content_length", "response Content-Length values differ");
       }
     }
     ResponseFraming f;
     f.kind = ResponseFraming::Kind::kContentLength;
-    f.content_length = *length;
+    f.content_length = length.length();
     return f;
   }
   ResponseFraming f;
