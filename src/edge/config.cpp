@@ -364,11 +364,7 @@ EdgeConfigLoad load_document(cc::YamlDocument doc, const std::string& name,
   auto config = std::make_shared<EdgeConfig>();
   config->file = name;
   EdgeReader reader(name, base_dir);
-  try {
-    reader.document(doc.root, *config);
-  } catch (const YAML::Exception& e) {
-    reader.error({name, e.mark.line + 1, e.mark.column + 1}, e.msg);
-  }
+  cc::walk_document(reader, doc.root, *config);
   if (reader.failed()) {
     result.diagnostics = reader.take_diagnostics();
     return result;

@@ -74,6 +74,17 @@ class YamlReader {
   std::vector<Diagnostic> diagnostics_;
 };
 
+// Runs a schema walk (`reader.document(root, out)`); a YAML::Exception from a node of a shape the
+// walk did not expect becomes a located error instead of escaping: never a crash.
+template <typename Reader, typename Out>
+void walk_document(Reader& reader, const YAML::Node& root, Out& out) {
+  try {
+    reader.document(root, out);
+  } catch (const YAML::Exception& e) {
+    reader.error({reader.file(), e.mark.line + 1, e.mark.column + 1}, e.msg);
+  }
+}
+
 // True for [a-z0-9][a-z0-9-_.]{0,63}: ids used in logs and metrics.
 bool is_identifier(std::string_view s);
 bool is_date(std::string_view s);  // YYYY-MM-DD

@@ -457,12 +457,7 @@ LoadResult load_policy_document(config::YamlDocument doc, const std::string& nam
   auto policy = std::make_shared<Policy>();
   policy->file = name;
   PolicyReader reader(name);
-  try {
-    reader.document(doc.root, *policy);
-  } catch (const YAML::Exception& e) {
-    // A malformed node that slipped past the checks: still a located error, never a crash.
-    reader.error({name, e.mark.line + 1, e.mark.column + 1}, e.msg);
-  }
+  config::walk_document(reader, doc.root, *policy);
   result.diagnostics = reader.take_diagnostics();
   if (!has_errors(result.diagnostics)) result.policy = std::move(policy);
   return result;
