@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks with the peers, through the shared harness (../shared/bench).
-# Usage: bench/run-peers.sh egress   (moat vs squid and tinyproxy)
+# Usage: bench/run-peers.sh egress   (moat vs squid, tinyproxy and "floor", a do-nothing
+#        epoll+splice proxy in C (bench/floor/splice_floor.c): what the kernel alone charges)
 # Needs a release build (scripts/build.sh release) and the harness set-up, which this runs
 # once (../shared/bench/setup.sh installs the peers and makes certificates). Results land in
 # bench/results/. Everything runs on loopback, bounded in time.
@@ -14,9 +15,14 @@ export RESULTS_DIR="$here/bench/results"
 mkdir -p "$RESULTS_DIR"
 case "${1:-egress}" in
   egress)
-    PEERS="${PEERS:-squid tinyproxy moat}" OUR_EGRESS_NAME=moat \
+    floor="$here/build/bench-floor/splice_floor"
+    mkdir -p "$(dirname "$floor")"
+    cc -O2 -Wall -o "$floor" "$here/bench/floor/splice_floor.c"
+    peers_file="$here/build/bench-floor/peers.txt"
+    printf 'floor %s {PORT} {ALLOW_PORT}\n' "$floor" >"$peers_file"
+    PEERS="${PEERS:-squid tinyproxy floor moat}" OUR_EGRESS_NAME=moat \
       OUR_EGRESS_CMD="bash $here/bench/egress-gateway.sh {PORT} {ALLOW_HOST} {ALLOW_PORT} {STATE}" \
-      "$harness/egress.sh"
+      "$harness/egress.sh" "$peers_file"
     ;;
   *) echo "usage: $0 egress" >&2; exit 2 ;;
 esac
