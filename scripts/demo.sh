@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the bundled example, from a fresh Debian 12 machine:
 # installs dependencies, builds moat (release), validates examples/, queries the policy, and
-# prints the certificate report of a certificate made here. Everything stays on this machine.
+# prints the certificate report of a certificate made here, runs egress (an allowed and a denied
+# flow), then edge in front of a small app (HTTP/2, redirect, HSTS) and scans it. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -86,3 +87,49 @@ echo
 echo "audit records ($demo/egress-audit.jsonl):"
 for _ in $(seq 50); do [ "$(wc -l <"$demo/egress-audit.jsonl")" -ge 2 ] && break; sleep 0.1; done
 python3 -m json.tool --json-lines --compact "$demo/egress-audit.jsonl" 2>/dev/null || cat "$demo/egress-audit.jsonl"
+cleanup
+
+# ---- moat edge: the platform's front door, on loopback -----------------------------------------
+step "moat edge on the bundled example (examples/edge.yaml) in front of a small local app"
+# The example names certs/site.crt and certs/site.key next to it: made here from the demo CA, for
+# *.salestim.io. The "app" is python3's http.server on 127.0.0.1:9000 serving one page.
+certs=examples/certs
+mkdir -p "$certs" "$demo/app"
+if [ ! -f "$certs/site.crt" ]; then
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$certs/site.key" \
+    -out "$demo/site.csr" -subj "/CN=app.salestim.io" 2>/dev/null
+  printf 'subjectAltName=DNS:*.salestim.io,DNS:salestim.io\n' >"$demo/site.ext"
+  openssl x509 -req -in "$demo/site.csr" -CA "$demo/ca.crt" -CAkey "$demo/ca.key" \
+    -CAcreateserial -out "$demo/site.leaf.crt" -days 90 -extfile "$demo/site.ext" 2>/dev/null
+  cat "$demo/site.leaf.crt" "$demo/ca.crt" >"$certs/site.crt"
+fi
+echo "<h1>SalesTim app (the origin behind moat edge)</h1>" >"$demo/app/index.html"
+echo ok >"$demo/app/healthz"
+pids=()
+python3 -m http.server 9000 --bind 127.0.0.1 --directory "$demo/app" >/dev/null 2>&1 &
+pids+=($!)
+$moat edge --config examples/edge.yaml >"$demo/edge-access.jsonl" 2>"$demo/edge.log" &
+pids+=($!)
+for _ in $(seq 100); do
+  grep -q "ready" "$demo/edge.log" && (exec 3<>/dev/tcp/127.0.0.1/9000) 2>/dev/null && break
+  sleep 0.1
+done
+cat "$demo/edge.log"
+resolve=(--resolve app.salestim.io:8443:127.0.0.1 --resolve app.salestim.io:8080:127.0.0.1)
+echo "\$ curl --http2 --cacert ca.crt https://app.salestim.io:8443/"
+curl -sS --http2 "${resolve[@]}" --cacert "$demo/ca.crt" -D - https://app.salestim.io:8443/
+echo "\$ curl http://app.salestim.io:8080/pricing?plan=team   (the HTTP listener only redirects)"
+curl -sS "${resolve[@]}" -D - -o /dev/null "http://app.salestim.io:8080/pricing?plan=team"
+echo "\$ curl http://127.0.0.1:9191/healthz   (admin listener)"
+curl -sS http://127.0.0.1:9191/healthz; echo
+echo "access records ($demo/edge-access.jsonl):"
+for _ in $(seq 50); do [ "$(wc -l <"$demo/edge-access.jsonl")" -ge 2 ] && break; sleep 0.1; done
+python3 -m json.tool --json-lines --compact "$demo/edge-access.jsonl" 2>/dev/null || cat "$demo/edge-access.jsonl"
+
+step "moat cert verify of the live edge against the policy: the demo key is not the pinned one"
+$moat cert verify app.salestim.io:8443 --connect 127.0.0.1 --policy examples/salestim.yaml \
+  || echo "(exit $?: as expected, the demo certificate's key is not the key the page publishes)"
+step "moat scan of the demo edge: a TLS audit and grade in a fraction of a second"
+echo "\$ moat scan app.salestim.io:8443 --connect 127.0.0.1 --ca ca.crt"
+# (A scan opens ~40 handshakes at once: the edge's per-client handshake budget lets it through.)
+$moat scan app.salestim.io:8443 --connect 127.0.0.1 --ca "$demo/ca.crt" || true
