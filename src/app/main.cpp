@@ -5,6 +5,8 @@
 #include <exception>
 
 #include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include "app/commands.hpp"
 #include "core/base/exit_code.hpp"
@@ -12,6 +14,8 @@
 int main(int argc, char** argv) {
   // A peer that closes early must give EPIPE to the writer, not kill the process.
   std::signal(SIGPIPE, SIG_IGN);
+  // Operational logs go to stderr: stdout belongs to reports and to access/audit logs ("-").
+  spdlog::set_default_logger(spdlog::stderr_color_mt("moat"));
   CLI::App app{"moat: one policy for a SaaS platform's network security, enforced at both ends"};
   app.set_version_flag("--version", std::string("moat ") + MOAT_VERSION);
   app.require_subcommand(1);
