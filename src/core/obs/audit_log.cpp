@@ -85,6 +85,23 @@ bool AuditLog::write(std::string_view json_line) {
   return true;
 }
 
+bool AuditLog::write_block(std::string_view lines) {
+  std::size_t done = 0;
+  while (done < lines.size()) {
+    const ssize_t n = ::write(fd_, lines.data() + done, lines.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      write_errors_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    if (done == 0 && static_cast<std::size_t>(n) < lines.size()) {
+      short_writes_.fetch_add(1, std::memory_order_relaxed);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
 Result<void> AuditLog::reopen() {
   if (!owns_fd_) return {};  // stdout belongs to whoever started us (journald, a pipe)
   std::lock_guard lock(reopen_mutex_);

@@ -32,6 +32,9 @@ class AuditLog {
   // line that contains '\n' (it would split into two records; JsonLine never produces one).
   // Records above PIPE_BUF (4 KiB) may still interleave when the target is a pipe, not a file.
   bool write(std::string_view json_line);
+  // Appends a block of whole records, each ending in '\n' (BatchedLog's buffer), in as few
+  // system calls as the kernel allows. False if any part was lost (counted as a write error).
+  bool write_block(std::string_view lines);
 
   // Opens the path again and makes the descriptor in use point at the new file. Call it from
   // the thread that handles SIGUSR1 (not from inside a signal handler). On failure the old file
