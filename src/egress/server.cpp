@@ -1,6 +1,7 @@
 #include "egress/server.hpp"
 
 #include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6/ip6_tables.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -149,14 +150,25 @@ void Server::write_audit(std::string_view line) {
 }
 
 std::uint16_t Server::original_port(asio::ip::tcp::socket& socket, std::uint16_t fallback) const {
-  sockaddr_in original{};
-  socklen_t len = sizeof original;
-  if (::getsockopt(socket.native_handle(), SOL_IP, SO_ORIGINAL_DST, &original, &len) != 0) {
-    return fallback;
-  }
+  // IPv4 and IPv6 REDIRECT rules keep the destination under different options.
   asio::error_code ec;
   auto local = socket.local_endpoint(ec);
-  std::uint16_t port = ntohs(original.sin_port);
+  std::uint16_t port = 0;
+  if (!ec && local.address().is_v6()) {
+    sockaddr_in6 original{};
+    socklen_t len = sizeof original;
+    if (::getsockopt(socket.native_handle(), SOL_IPV6, IP6T_SO_ORIGINAL_DST, &original, &len) != 0) {
+      return fallback;
+    }
+    port = ntohs(original.sin6_port);
+  } else {
+    sockaddr_in original{};
+    socklen_t len = sizeof original;
+    if (::getsockopt(socket.native_handle(), SOL_IP, SO_ORIGINAL_DST, &original, &len) != 0) {
+      return fallback;
+    }
+    port = ntohs(original.sin_port);
+  }
   // Without a REDIRECT rule the "original" destination is this listener itself.
   if (!ec && local.port() == port) return fallback;
   return port;
