@@ -2,6 +2,7 @@
 # Side-by-side benchmarks with the peers, through the shared harness (../shared/bench).
 # Usage: bench/run-peers.sh egress   (moat vs squid, tinyproxy and "floor", a do-nothing
 #        epoll+splice proxy in C (bench/floor/splice_floor.c): what the kernel alone charges)
+#        bench/run-peers.sh edge     (moat vs nginx and HAProxy, and the backend alone; ~5 min)
 # Needs a release build (scripts/build.sh release) and the harness set-up, which this runs
 # once (../shared/bench/setup.sh installs the peers and makes certificates). Results land in
 # bench/results/. Everything runs on loopback, bounded in time.
@@ -24,5 +25,10 @@ case "${1:-egress}" in
       OUR_EGRESS_CMD="bash $here/bench/egress-gateway.sh {PORT} {ALLOW_HOST} {ALLOW_PORT} {STATE}" \
       "$harness/egress.sh" "$peers_file"
     ;;
-  *) echo "usage: $0 egress" >&2; exit 2 ;;
+  edge)
+    PEERS="${PEERS:-direct-http nginx haproxy moat}" OUR_EDGE_NAME=moat \
+      OUR_EDGE_CMD="bash $here/bench/edge-gateway.sh {PORT} {CHAIN} {KEY} {BACKEND} {STATE}" \
+      "$harness/edge.sh"
+    ;;
+  *) echo "usage: $0 egress|edge" >&2; exit 2 ;;
 esac
