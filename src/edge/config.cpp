@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -53,6 +54,17 @@ const Route* EdgeConfig::route_for(std::string_view host, std::string_view path)
     }
   }
   return best;
+}
+
+const char* method_name(BalanceMethod method) {
+  switch (method) {
+    case BalanceMethod::kRoundRobin: return "round-robin";
+    case BalanceMethod::kPriority: return "priority";
+    case BalanceMethod::kWeighted: return "weighted";
+    case BalanceMethod::kPerformance: return "performance";
+    case BalanceMethod::kLeastConnections: return "least-connections";
+  }
+  return "round-robin";
 }
 
 std::string EdgeConfig::hsts_value() const {
@@ -145,7 +157,8 @@ class EdgeReader : public cc::YamlReader {
   void pools(const YAML::Node& list, EdgeConfig& out) {
     for (const auto& item : list) {
       if (!expect_map(item, "a pool")) continue;
-      check_keys(item, {"name", "members"}, "pool");
+      check_keys(item, {"name", "method", "members", "health_check", "passive", "retry_after"},
+                 "pool");
       Pool p;
       p.name = string(item, "name", "pool", true);
       if (!p.name.empty() && !cc::is_identifier(p.name)) {
@@ -156,21 +169,203 @@ class EdgeReader : public cc::YamlReader {
                       [&](const Pool& q) { return q.name == p.name; })) {
         error(at(item["name"]), fmt::format("duplicate pool '{}'", p.name));
       }
-      YAML::Node members = item["members"];
-      for (const auto& text : string_list(item, "members", "pool")) {
-        auto d = cp::parse_destination(text, 0);
-        if (!d || d->kind != cp::Destination::Kind::kAddress || d->port == 0) {
-          error(at(members), fmt::format("pool member '{}' must be an IP address with a port",
-                                         text),
-                "e.g. 127.0.0.1:9000 or [::1]:9000 (host names come with health checks)");
-          continue;
+      if (YAML::Node m = item["method"]; present(m)) {
+        const std::string method = string(item, "method", "pool", true);
+        if (auto parsed = parse_method(method)) {
+          p.method = *parsed;
+        } else {
+          error(at(m), fmt::format("pool '{}': unknown method '{}'", p.name, method),
+                "one of priority, weighted, performance, round-robin, least-connections");
         }
-        p.members.push_back({text, d->address, d->port});
       }
-      if (p.members.empty()) {
-        error(at(item), fmt::format("pool '{}' needs at least one member", p.name));
+      if (YAML::Node members = item["members"]; !present(members)) {
+        error(at(item), fmt::format("pool '{}' needs 'members'", p.name),
+              "e.g. members: [\"127.0.0.1:9000\"]");
+      } else if (members.IsScalar()) {
+        member(members, p);
+      } else if (expect_list(members, "pool members")) {
+        for (const auto& m : members) member(m, p);
+        if (p.members.empty()) {
+          error(at(members), fmt::format("pool '{}' needs at least one member", p.name));
+        }
+      }
+      // Priority defaults to the position in the list: written order is failover order.
+      for (std::size_t i = 0; i < p.members.size(); ++i) {
+        if (p.members[i].priority == 0) p.members[i].priority = static_cast<std::uint32_t>(i + 1);
+      }
+      if (YAML::Node h = item["health_check"]; present(h) && expect_map(h, "health_check")) {
+        health_check(h, p.health);
+      }
+      if (YAML::Node pc = item["passive"]; present(pc) && expect_map(pc, "passive")) {
+        check_keys(pc, {"max_fails", "fail_timeout"}, "passive");
+        if (YAML::Node n = pc["max_fails"]; present(n)) {
+          if (auto v = number(n, "max_fails", 1000)) p.passive.max_fails = *v;
+        }
+        if (YAML::Node n = pc["fail_timeout"]; present(n)) positive(n, "fail_timeout",
+                                                                    p.passive.fail_timeout);
+      }
+      if (YAML::Node n = item["retry_after"]; present(n)) {
+        positive(n, "retry_after", p.retry_after);
+        if (p.retry_after.count() % 1000 != 0) {
+          error(at(n), "retry_after must be whole seconds (Retry-After is in seconds)");
+        }
       }
       out.pools.push_back(std::move(p));
+    }
+  }
+
+  static std::optional<BalanceMethod> parse_method(std::string_view m) {
+    if (m == "round-robin") return BalanceMethod::kRoundRobin;
+    if (m == "priority") return BalanceMethod::kPriority;
+    if (m == "weighted") return BalanceMethod::kWeighted;
+    if (m == "performance") return BalanceMethod::kPerformance;
+    if (m == "least-connections") return BalanceMethod::kLeastConnections;
+    return std::nullopt;
+  }
+
+  // A member: "IP:port", or {address: "IP:port", weight: N, priority: N}.
+  void member(const YAML::Node& m, Pool& p) {
+    Member out;
+    out.priority = 0;  // 0 = not written: the position in the list
+    // Bound once: assigning to a YAML::Node writes into the node it refers to.
+    const YAML::Node address = m.IsMap() ? m["address"] : m;
+    if (m.IsMap()) {
+      check_keys(m, {"address", "weight", "priority"}, "pool member");
+      if (!present(address)) {
+        error(at(m), "a pool member needs 'address'", "e.g. {address: \"127.0.0.1:9000\"}");
+        return;
+      }
+      if (YAML::Node w = m["weight"]; present(w)) {
+        if (auto v = number(w, "weight", 1000)) {
+          if (*v == 0) {
+            error(at(w), "weight must be between 1 and 1000");
+          } else {
+            out.weight = static_cast<std::uint32_t>(*v);
+          }
+        }
+      }
+      if (YAML::Node pr = m["priority"]; present(pr)) {
+        if (auto v = number(pr, "priority", 1000)) {
+          if (*v == 0) {
+            error(at(pr), "priority must be between 1 and 1000 (1 is tried first)");
+          } else {
+            out.priority = static_cast<std::uint32_t>(*v);
+          }
+        }
+      }
+    }
+    if (!address.IsScalar()) {
+      error(at(address), "a pool member must be \"IP:port\" or {address: \"IP:port\", ...}");
+      return;
+    }
+    out.text = address.Scalar();
+    auto d = cp::parse_destination(out.text, 0);
+    if (!d || d->kind != cp::Destination::Kind::kAddress || d->port == 0) {
+      error(at(address),
+            fmt::format("pool member '{}' must be an IP address with a port", out.text),
+            "e.g. 127.0.0.1:9000 or [::1]:9000 (host names are not resolved yet)");
+      return;
+    }
+    if (std::any_of(p.members.begin(), p.members.end(),
+                    [&](const Member& o) { return o.text == out.text; })) {
+      error(at(address), fmt::format("duplicate member '{}' in pool '{}'", out.text, p.name));
+      return;
+    }
+    out.address = d->address;
+    out.port = d->port;
+    p.members.push_back(std::move(out));
+  }
+
+  void health_check(const YAML::Node& h, HealthCheck& out) {
+    check_keys(h, {"path", "interval", "timeout", "fall", "rise", "expect_status", "host"},
+               "health_check");
+    out.enabled = true;
+    if (YAML::Node n = h["path"]; present(n)) {
+      out.path = string(h, "path", "health_check", true);
+      if (out.path.empty() || out.path.front() != '/' ||
+          out.path.find_first_of(" \t\r\n#") != std::string::npos) {
+        error(at(n), fmt::format("health_check path '{}' must start with '/' and carry no "
+                                 "spaces or fragment", out.path));
+      }
+    }
+    if (YAML::Node n = h["host"]; present(n)) {
+      out.host = string(h, "host", "health_check", true);
+      auto d = cp::parse_destination(out.host, 80);
+      if (!d || out.host.find_first_of(" \t\r\n/") != std::string::npos) {
+        error(at(n), fmt::format("health_check host '{}' is not a valid Host value", out.host));
+      }
+    }
+    if (YAML::Node n = h["interval"]; present(n)) positive(n, "interval", out.interval);
+    if (YAML::Node n = h["timeout"]; present(n)) positive(n, "timeout", out.timeout);
+    if (out.timeout > out.interval) {
+      YAML::Node n = h["timeout"];
+      if (present(n)) {
+        error(at(n), "health_check timeout must not be longer than interval");
+      } else {
+        out.timeout = out.interval;  // a short interval without a timeout: the interval bounds it
+      }
+    }
+    for (auto [key, field] : {std::pair{"fall", &out.fall}, std::pair{"rise", &out.rise}}) {
+      if (YAML::Node n = h[key]; present(n)) {
+        if (auto v = number(n, key, 100)) {
+          if (*v == 0) {
+            error(at(n), fmt::format("{} must be between 1 and 100", key));
+          } else {
+            *field = static_cast<std::uint32_t>(*v);
+          }
+        }
+      }
+    }
+    if (YAML::Node n = h["expect_status"]; present(n)) {
+      if (!n.IsScalar()) {
+        error(at(n), "expect_status must be a code or ranges, e.g. \"200-399\" or \"200,204\"");
+      } else if (auto ranges = status_ranges(n.Scalar())) {
+        out.expect_status = std::move(*ranges);
+      } else {
+        error(at(n), fmt::format("expect_status '{}' must be codes or ranges of 100-599",
+                                 n.Scalar()),
+              "e.g. \"200-399\", \"200\" or \"200,204,300-399\" (at most 8)");
+      }
+    }
+  }
+
+  // "200-399", "200", "200,204,300-399": at most 8 (Azure Traffic Manager's limit).
+  static std::optional<std::vector<HealthCheck::StatusRange>> status_ranges(std::string_view s) {
+    std::vector<HealthCheck::StatusRange> out;
+    auto code = [](std::string_view t) -> int {
+      while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
+      while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
+      if (t.size() != 3 || !std::all_of(t.begin(), t.end(), [](char c) {
+            return c >= '0' && c <= '9';
+          })) {
+        return -1;
+      }
+      int v = (t[0] - '0') * 100 + (t[1] - '0') * 10 + (t[2] - '0');
+      return v >= 100 && v <= 599 ? v : -1;
+    };
+    while (!s.empty()) {
+      std::size_t comma = s.find(',');
+      std::string_view part = s.substr(0, comma);
+      s = comma == std::string_view::npos ? std::string_view() : s.substr(comma + 1);
+      std::size_t dash = part.find('-');
+      HealthCheck::StatusRange r;
+      r.first = code(part.substr(0, dash));
+      r.last = dash == std::string_view::npos ? r.first : code(part.substr(dash + 1));
+      if (r.first < 0 || r.last < 0 || r.last < r.first || out.size() == 8) return std::nullopt;
+      out.push_back(r);
+      if (comma != std::string_view::npos && s.empty()) return std::nullopt;
+    }
+    if (out.empty()) return std::nullopt;
+    return out;
+  }
+
+  void positive(const YAML::Node& n, const char* key, milliseconds& field) {
+    if (auto v = duration(n, key)) {
+      if (v->count() == 0) {
+        error(at(n), fmt::format("{} must be more than zero", key));
+      } else {
+        field = *v;
+      }
     }
   }
 

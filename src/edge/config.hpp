@@ -26,17 +26,72 @@ struct CertificateFiles {
   std::string key;   // PEM private key
 };
 
-// An upstream server. Addresses only for now: name resolution comes with health checks.
+struct PoolState;  // edge/balancer.hpp: health and balancing state, attached by the Server
+
+// An upstream server. Addresses only for now: name resolution comes later.
 struct Member {
   std::string text;             // as written: "127.0.0.1:9000"
   core::net::IpAddress address;
   std::uint16_t port = 0;
+  std::uint32_t weight = 1;     // 1..1000: `weighted`, `least-connections`, ties of `priority`
+  std::uint32_t priority = 1;   // 1 is tried first (`priority`); default: position in the list
 };
 
-// A named group of upstream servers. Routing methods come later: today the first member.
+// How a pool picks a member among the healthy ones (docs/edge.md, "Pools and health checks").
+enum class BalanceMethod : std::uint8_t {
+  kRoundRobin,        // each member in turn (the default, as nginx and HAProxy)
+  kPriority,          // the lowest priority number with a healthy member: failover in order
+  kWeighted,          // smooth weighted round-robin (nginx's), by weight
+  kPerformance,       // the lowest moving-average first-byte time
+  kLeastConnections,  // the fewest active requests per weight (counted per worker)
+};
+const char* method_name(BalanceMethod method);
+
+// Active checks: `GET path` on each member every `interval`; `fall` consecutive failures mark it
+// down, `rise` consecutive successes up again. Off unless configured.
+struct HealthCheck {
+  bool enabled = false;
+  std::string path = "/healthz";
+  std::string host;  // the Host header; empty = the member's address
+  milliseconds interval{5'000};
+  milliseconds timeout{2'000};
+  std::uint32_t fall = 3;
+  std::uint32_t rise = 2;
+  struct StatusRange {
+    int first = 200;
+    int last = 399;
+  };
+  std::vector<StatusRange> expect_status{StatusRange{}};  // "200-399", "200", "200,204,300-399"
+
+  bool expected(int status) const {
+    for (const auto& r : expect_status) {
+      if (status >= r.first && status <= r.last) return true;
+    }
+    return false;
+  }
+};
+
+// Passive checks (nginx's max_fails/fail_timeout): after `max_fails` consecutive failed attempts
+// (connect error or timeout, invalid response) a member is left out for `fail_timeout`, then tried
+// again; one more failure then ejects it again, one success clears it. 0 disables.
+struct PassiveCheck {
+  std::uint32_t max_fails = 3;
+  milliseconds fail_timeout{10'000};
+};
+
+// A named group of upstream servers and how requests are spread over them.
 struct Pool {
   std::string name;
+  BalanceMethod method = BalanceMethod::kRoundRobin;
   std::vector<Member> members;
+  HealthCheck health;
+  PassiveCheck passive;
+  milliseconds retry_after{10'000};  // the Retry-After of the 503 when no member is usable
+  // Runtime state (edge/balancer.hpp), attached by the Server before the config is published and
+  // never replaced afterwards; null in a config that is only checked. Shared with the next
+  // config's pool of the same name for the members they have in common, so that health and
+  // counts survive a reload.
+  mutable std::shared_ptr<PoolState> state;
 };
 
 struct Route {

@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/runtime/process.hpp"
+#include "edge/balancer.hpp"
 
 namespace moat::edge {
 
@@ -81,6 +82,27 @@ Server::Server(ServerOptions options, std::shared_ptr<const EdgeSnapshot> snapsh
                     .counter_family("moat_edge_session_exceptions_total",
                                     "Sessions ended by an unexpected exception (a bug)")
                     .labels();
+  h2_connections_ = metrics_
+                        .counter_family("moat_edge_h2_connections_total",
+                                        "Downstream connections that negotiated HTTP/2")
+                        .labels();
+  h2_streams_ = metrics_
+                    .counter_family("moat_edge_h2_streams_total",
+                                    "HTTP/2 request streams served (answered or reset)")
+                    .labels();
+  h2_client_resets_ =
+      metrics_
+          .counter_family("moat_edge_h2_client_resets_total",
+                          "HTTP/2 streams reset by the client before their response ended")
+          .labels();
+  auto& h2_defences = metrics_.counter_family(
+      "moat_edge_h2_defences_total",
+      "HTTP/2 connections ended by a defence (GOAWAY), by what the client did", {"defence"});
+  for (H2Defence d : {H2Defence::kRapidReset, H2Defence::kContinuationFlood,
+                      H2Defence::kHeaderBlockTooLarge, H2Defence::kSettingsFlood,
+                      H2Defence::kPingFlood, H2Defence::kAckFlood, H2Defence::kProtocolError}) {
+    h2_defences_[static_cast<int>(d)] = h2_defences.labels({h2_defence_name(d)});
+  }
   auto& rejections = metrics_.counter_family(
       "moat_edge_guard_rejections_total",
       "Connections closed and requests refused by the DDoS defences, by limit", {"limit"});
@@ -90,6 +112,13 @@ Server::Server(ServerOptions options, std::shared_ptr<const EdgeSnapshot> snapsh
                     Verdict::kBanned}) {
     rejections_[static_cast<int>(v)] = rejections.labels({core::guard::verdict_name(v)});
   }
+  // Pools: balancing state for every worker, and the active health checks on worker 0.
+  ejections_ = &metrics_.counter_family(
+      "moat_edge_upstream_ejections_total",
+      "Upstream members left out for fail_timeout after max_fails consecutive failures",
+      {"pool", "member"});
+  attach_pool_state(*snapshot->config, nullptr, pool_.size(), ejections_);
+  health_ = std::make_unique<HealthChecker>(pool_.worker(0).context(), metrics_, 0);
 }
 
 Server::~Server() { pool_.stop(); }
@@ -193,6 +222,13 @@ void Server::count_request(std::size_t worker, const StreamRecord& r, double sec
   request_seconds_.observe(worker, seconds);
 }
 
+void Server::count_h2_connection(std::size_t worker) { h2_connections_.inc(worker); }
+void Server::count_h2_stream(std::size_t worker) { h2_streams_.inc(worker); }
+void Server::count_h2_client_reset(std::size_t worker) { h2_client_resets_.inc(worker); }
+void Server::count_h2_defence(std::size_t worker, H2Defence defence) {
+  h2_defences_[static_cast<int>(defence)].inc(worker);
+}
+
 void Server::write_access(std::string_view line) {
   if (access_) access_->write(line);
 }
@@ -248,7 +284,10 @@ bool Server::reload() {
       old->config->admin_listen != load.config->admin_listen) {
     spdlog::warn("reload: access_log and admin changes take effect at the next restart");
   }
+  // Before publishing: members kept by the new config keep their health and counts.
+  attach_pool_state(*load.config, old->config.get(), pool_.size(), ejections_);
   snapshot_.store(*next);
+  health_->start(load.config);
   guard_.configure(guard_settings(load.config->limits));
   reloads_->labels({"applied"}).inc(main_shard);
   spdlog::info("reload: {} applied ({} routes, {} certificates)", options_.config_path,
@@ -306,6 +345,7 @@ int Server::run() {
     spdlog::info("edge: admin listener on {} (/metrics, /healthz)", config.admin_listen);
   }
 
+  health_->start(snapshot->config);
   core::runtime::SignalHandlers handlers;
   handlers.reload = [this] { reload(); };
   handlers.reopen = [this] {
@@ -317,6 +357,7 @@ int Server::run() {
   };
   handlers.stop = [this] {
     if (admin_) admin_->set_healthy(false);
+    health_->stop();
   };
   core::runtime::run_until_stopped(pool_, handlers, "edge");
 

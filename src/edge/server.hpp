@@ -21,6 +21,8 @@
 #include "core/runtime/snapshot.hpp"
 #include "core/runtime/worker_pool.hpp"
 #include "edge/config.hpp"
+#include "edge/h2/h2_connection.hpp"
+#include "edge/health.hpp"
 #include "edge/session.hpp"
 
 namespace moat::edge {
@@ -53,6 +55,12 @@ class Server {
   void count_handshake_failure(std::size_t worker, std::string_view reason);
   void count_upstream_connect(std::size_t worker, std::string_view result);
   void count_request(std::size_t worker, const StreamRecord& record, double seconds);
+  // HTTP/2 (moat_edge_h2_*): connections, streams, streams reset by the client, and
+  // connections ended by a defence (GOAWAY ENHANCE_YOUR_CALM or PROTOCOL_ERROR).
+  void count_h2_connection(std::size_t worker);
+  void count_h2_stream(std::size_t worker);
+  void count_h2_client_reset(std::size_t worker);
+  void count_h2_defence(std::size_t worker, H2Defence defence);
   void write_access(std::string_view line);
   // The DDoS defences (core/guard), shared by every worker. Refusals are counted here.
   core::guard::Decision guard_handshake(std::size_t worker, const core::guard::ClientKey& key);
@@ -82,6 +90,9 @@ class Server {
   std::unique_ptr<core::obs::AuditLog> access_;
   core::obs::MetricsRegistry metrics_;
   std::unique_ptr<core::obs::AdminServer> admin_;
+  // Active health checks of the pools (edge/health.hpp), on worker 0; restarted on reload.
+  std::unique_ptr<HealthChecker> health_;
+  core::obs::CounterFamily* ejections_ = nullptr;  // moat_edge_upstream_ejections_total
   std::atomic<std::size_t> active_{0};
 
   core::obs::CounterHandle connections_https_;
@@ -93,6 +104,10 @@ class Server {
   core::obs::CounterFamily* upstream_connects_ = nullptr;
   core::obs::CounterFamily* reloads_ = nullptr;
   core::obs::CounterHandle exceptions_;
+  core::obs::CounterHandle h2_connections_;
+  core::obs::CounterHandle h2_streams_;
+  core::obs::CounterHandle h2_client_resets_;
+  core::obs::CounterHandle h2_defences_[8];  // by H2Defence
   // moat_edge_guard_rejections_total, by core::guard::Verdict (index 0, kAllowed: "connections",
   // the global cap, which is not a per-client verdict).
   core::obs::CounterHandle rejections_[5];

@@ -25,6 +25,7 @@
 #include "core/policy/host_pattern.hpp"
 #include "core/runtime/process.hpp"
 #include "edge/chunked.hpp"
+#include "edge/h2_session.hpp"
 #include "edge/server.hpp"
 
 namespace moat::edge {
@@ -41,39 +42,6 @@ constexpr std::size_t kReadChunk = 16 * 1024;
 using core::runtime::to_asio;
 
 net::IpAddress to_ip(const asio::ip::address& a) { return core::runtime::from_asio(a); }
-
-const char* status_text(int status) {
-  switch (status) {
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 417: return "Expectation Failed";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Error";
-  }
-}
-
-// RFC 9110 7.6.1 hop-by-hop fields, plus Proxy-* (Proxy-Authorization, Proxy-Connection) and
-// "Proxy" itself (httpoxy, CVE-2016-5385). Transfer-Encoding and Content-Length are re-framed.
-bool is_hop_by_hop(std::string_view name) {
-  using http::iequals_ascii;
-  if (name.size() >= 5 && iequals_ascii(name.substr(0, 5), "proxy")) return true;
-  for (std::string_view h : {"connection", "keep-alive", "te", "trailer", "transfer-encoding",
-                             "upgrade"}) {
-    if (iequals_ascii(name, h)) return true;
-  }
-  return false;
-}
 
 // Names listed in any Connection field are hop-by-hop too (RFC 9110 7.6.1).
 template <typename Head>
@@ -94,38 +62,6 @@ bool connection_has(const Head& head, std::string_view token) {
     if (http::iequals_ascii(f.name, "connection") && http::list_contains_token(f.value, token)) {
       return true;
     }
-  }
-  return false;
-}
-
-bool idempotent(std::string_view method) {
-  // RFC 9110 9.2.2: only these may be retried automatically.
-  for (std::string_view m : {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"}) {
-    if (method == m) return true;
-  }
-  return false;
-}
-
-// A dot segment ("." or "..", also percent-encoded) in the path: refused, so that a path-prefix
-// route cannot be escaped by "/public/../admin" read one way here and another way upstream.
-bool has_dot_segment(std::string_view path) {
-  std::size_t start = 0;
-  while (start <= path.size()) {
-    std::size_t end = path.find('/', start);
-    if (end == std::string_view::npos) end = path.size();
-    std::string segment(path.substr(start, end - start));
-    std::string decoded;
-    for (std::size_t i = 0; i < segment.size(); ++i) {
-      if (segment[i] == '%' && i + 2 < segment.size() && segment[i + 1] == '2' &&
-          (segment[i + 2] == 'e' || segment[i + 2] == 'E')) {
-        decoded += '.';
-        i += 2;
-      } else {
-        decoded += segment[i];
-      }
-    }
-    if (decoded == "." || decoded == "..") return true;
-    start = end + 1;
   }
   return false;
 }
@@ -180,7 +116,6 @@ Session::Session(Server& server, WorkerState& worker, std::shared_ptr<const Edge
       config_(*snapshot_->config),
       tls_(tls),
       plain_(socket.get_executor()),
-      upstream_(socket.get_executor()),
       deadline_(socket.get_executor()),
       client_key_(client_key) {
   asio::error_code ec;
@@ -192,6 +127,7 @@ Session::Session(Server& server, WorkerState& worker, std::shared_ptr<const Edge
     client_port_ = remote.port();
   }
   socket.set_option(asio::ip::tcp::no_delay(true), ec);
+  exchange_.emplace(server_, worker_, config_, socket.get_executor());
   if (tls_) {
     stream_.emplace(std::move(socket), snapshot_->tls->default_context());
   } else {
@@ -217,7 +153,8 @@ asio::awaitable<void> Session::run() {
   disarm();
   asio::error_code ec;
   lowest().close(ec);
-  upstream_.close(ec);
+  exchange_->cancel();
+  exchange_->release(false);
   server_.guard_close(client_key_);
   server_.on_connection_close(worker_.index, tls_);
 }
@@ -228,6 +165,14 @@ asio::awaitable<void> Session::run_phases() {
   if (tls_) {
     Step step = co_await handshake();
     if (step == Step::kDone) co_return;
+    if (alpn_ == "h2") {
+      // RFC 9113 3.2: h2 was negotiated; the connection speaks HTTP/2 from its first byte.
+      h2_ = std::make_shared<H2Session>(server_, worker_, snapshot_, *stream_, info(),
+                                        client_key_);
+      co_await h2_->run();
+      co_await tls_shutdown();
+      co_return;
+    }
   }
   for (bool first = true;; first = false) {
     Next next = co_await serve_stream(first);
@@ -554,8 +499,6 @@ asio::awaitable<Session::Step> Session::read_body(const http::RequestHeadParser&
 asio::awaitable<Session::Step> Session::forward(const http::RequestHeadParser& parser) {
   record_.phase = "upstream";
   const Pool& pool = config_.pools[route_->pool];
-  const Member& member = pool.members.front();  // routing methods come with health checks
-  record_.upstream = member.text;
   request_.clear();
   request_ += fmt::format("{} {} HTTP/1.1\r\nHost: {}\r\n", parser.method(), forward_target_,
                           host_header_);
@@ -571,307 +514,90 @@ asio::awaitable<Session::Step> Session::forward(const http::RequestHeadParser& p
     if (replaced) continue;
     request_.append(f.name).append(": ").append(f.value).append("\r\n");
   }
-  // RFC 7239 4: an IPv6 node is bracketed and quoted; the Host (checked by parse_destination:
-  // no quotes or backslashes) is always quoted since it may carry ':'.
-  const bool v6 = !client_address_.is_v4();
-  request_ += fmt::format(
-      "X-Forwarded-For: {}\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: {}\r\n"
-      "Forwarded: for={};proto=https;host=\"{}\"\r\nX-Request-Id: {}\r\n",
-      client_text_, host_header_, v6 ? "\"[" + client_text_ + "]\"" : client_text_, host_header_,
-      record_.request_id);
+  request_ += forwarding_headers(info(), host_header_, record_.request_id);
   if (http::classify_body_framing(parser).kind != http::BodyFraming::Kind::kNone) {
     request_ += fmt::format("Content-Length: {}\r\n", body_.size());
   }
   request_ += "\r\n";
   request_ += body_;
 
-  // A pooled connection may have been closed by the upstream just as we reuse it: if it fails
-  // before any response byte, an idempotent request is sent once more on a new connection.
-  upstream_key_ = member.text;
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    Step step = co_await connect_upstream(member, attempt > 0);
-    if (step == Step::kDone) co_return Step::kDone;
-    bool retryable = false;
-    bool ok = co_await send_and_read_head(retryable);
-    if (ok) co_return Step::kContinue;
-    release_upstream(false);
-    if (timed_out_) {
-      co_await reply_local(504, "upstream_timeout", "upstream did not answer in time", "timeout");
-      co_return Step::kDone;
+  auto failed = co_await exchange_->send(pool, record_.method, request_, head_request_, record_);
+  if (failed) {
+    if (failed->retry_after != 0) {
+      reply_headers_ = fmt::format("Retry-After: {}\r\n", failed->retry_after);
     }
-    if (!(retryable && record_.upstream_reused && idempotent(record_.method))) break;
-  }
-  if (record_.status == 0) {
-    co_await reply_local(502, "upstream_error",
-                         record_.reason.empty() ? "upstream failed" : record_.reason, "upstream");
-  }
-  co_return Step::kDone;
-}
-
-asio::awaitable<Session::Step> Session::connect_upstream(const Member& member, bool fresh) {
-  auto pooled = fresh ? std::nullopt : worker_.upstreams.take(upstream_key_);
-  if (pooled) {
-    upstream_ = std::move(*pooled);
-    upstream_open_ = true;
-    record_.upstream_reused = true;
-    server_.count_upstream_connect(worker_.index, "reused");
-    co_return Step::kContinue;
-  }
-  record_.upstream_reused = false;
-  record_.phase = "connect";
-  upstream_ = asio::ip::tcp::socket(lowest().get_executor());
-  asio::ip::tcp::endpoint endpoint(to_asio(member.address), member.port);
-  arm(config_.limits.connect_timeout);
-  asio::error_code ec;
-  co_await upstream_.async_connect(endpoint, asio::redirect_error(use_awaitable, ec));
-  disarm();
-  if (ec || timed_out_) {
-    server_.count_upstream_connect(worker_.index, "failed");
-    asio::error_code ignored;
-    upstream_.close(ignored);
-    if (timed_out_) {
-      co_await reply_local(504, "upstream_connect_timeout", "upstream connect timed out",
-                           "timeout");
-    } else {
-      co_await reply_local(502, "upstream_unreachable", "upstream unreachable: " + ec.message(),
-                           "upstream");
-    }
+    co_await reply_local(failed->status, failed->code, std::move(failed->reason),
+                         failed->termination);
     co_return Step::kDone;
   }
-  upstream_.set_option(asio::ip::tcp::no_delay(true), ec);
-  upstream_open_ = true;
-  server_.count_upstream_connect(worker_.index, "new");
+  // The client's response head, re-framed for HTTP/1.x.
+  const UpstreamResponse& response = exchange_->response();
+  out_.clear();
+  out_ += fmt::format("HTTP/1.1 {} {}\r\n", response.status, response.reason);
+  for (const auto& [name, value] : response.headers) {
+    out_.append(name).append(": ").append(value).append("\r\n");
+  }
+  out_ += fmt::format("Strict-Transport-Security: {}\r\n", snapshot_->hsts);
+  if (!response.has_request_id) out_ += fmt::format("X-Request-Id: {}\r\n", record_.request_id);
+  using Body = UpstreamResponse::Body;
+  switch (response.body) {
+    case Body::kContentLength:
+      out_ += fmt::format("Content-Length: {}\r\n", response.content_length);
+      break;
+    case Body::kChunked:
+      if (client_http10_) {
+        close_after_ = true;  // HTTP/1.0 has no chunked: the close ends the body
+      } else {
+        out_ += "Transfer-Encoding: chunked\r\n";
+      }
+      break;
+    case Body::kUntilClose:
+      close_after_ = true;
+      break;
+    case Body::kNone:
+      break;
+  }
+  if (draining_) close_after_ = true;
+  out_ += close_after_ ? "Connection: close\r\n" : (client_http10_ ? "Connection: keep-alive\r\n" : "");
+  out_ += "\r\n";
   co_return Step::kContinue;
 }
 
-// Writes the request and reads the response head (1xx interim responses are dropped: the body
-// was already sent whole). On failure: false, with `retryable` when no response byte came.
-asio::awaitable<bool> Session::send_and_read_head(bool& retryable) {
-  record_.phase = "upstream";
-  retryable = true;
-  up_in_.clear();
-  auto sent_at = std::chrono::steady_clock::now();
-  arm(config_.limits.first_byte_timeout);
-  asio::error_code ec;
-  co_await asio::async_write(upstream_, asio::buffer(request_),
-                             asio::redirect_error(use_awaitable, ec));
-  if (ec) {
-    disarm();
-    record_.reason = "upstream write failed: " + ec.message();
-    co_return false;
-  }
-  http::ResponseHeadLimits limits;
-  limits.max_header_bytes = config_.limits.max_response_header_bytes;
-  for (;;) {
-    http::ResponseHeadParser head(limits);
-    http::ParseStatus status = head.feed(up_in_);
-    while (status == http::ParseStatus::kNeedMore) {
-      const std::size_t old = up_in_.size();
-      std::size_t n = co_await upstream_read(ec);
-      if (n == 0) {
-        disarm();
-        record_.reason = old == 0 ? "upstream closed without a response"
-                                  : "upstream closed during the response head";
-        if (old != 0) retryable = false;
-        co_return false;
-      }
-      retryable = false;
-      status = head.feed(std::string_view(up_in_).substr(old));
-    }
-    if (status == http::ParseStatus::kError) {
-      disarm();
-      retryable = false;
-      record_.reason = "invalid response head: " + std::string(head.error().message);
-      co_return false;
-    }
-    up_in_.erase(0, head.consumed());
-    if (head.status_code() >= 100 && head.status_code() < 200) {
-      if (head.status_code() == 101) {
-        disarm();
-        retryable = false;
-        record_.reason = "upstream switched protocols without being asked";
-        co_return false;
-      }
-      continue;  // 100 Continue, 103 Early Hints: dropped
-    }
-    disarm();
-    record_.upstream_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              std::chrono::steady_clock::now() - sent_at)
-                              .count();
-    // Phase 6 needs the head: build the client's response head now, while it is in scope.
-    http::ResponseFraming framing = http::classify_response_framing(head, head_request_);
-    if (framing.kind == http::ResponseFraming::Kind::kError) {
-      retryable = false;
-      record_.reason = "upstream response framing: " + std::string(framing.error.message);
-      co_return false;
-    }
-    record_.status = head.status_code();
-    const bool passthrough_length = head_request_ || head.status_code() == 304;
-    bool upstream_closes = head.version() == http::HttpVersion::kHttp10 ||
-                           connection_has(head, "close");
-    out_.clear();
-    out_ += fmt::format("HTTP/1.1 {} {}\r\n", head.status_code(), head.reason());
-    bool has_request_id = false;
-    for (std::size_t i = 0; i < head.header_count(); ++i) {
-      const http::HeaderField f = head.header(i);
-      if (is_hop_by_hop(f.name) || named_by_connection(head, f.name)) continue;
-      if (http::iequals_ascii(f.name, "strict-transport-security")) continue;  // ours wins
-      if (http::iequals_ascii(f.name, "content-length") && !passthrough_length) continue;
-      has_request_id = has_request_id || http::iequals_ascii(f.name, "x-request-id");
-      out_.append(f.name).append(": ").append(f.value).append("\r\n");
-    }
-    out_ += fmt::format("Strict-Transport-Security: {}\r\n", snapshot_->hsts);
-    if (!has_request_id) out_ += fmt::format("X-Request-Id: {}\r\n", record_.request_id);
-    // Framing towards the client.
-    body_kind_ = static_cast<std::uint8_t>(framing.kind);
-    body_length_ = framing.content_length;
-    upstream_reusable_ = !upstream_closes;
-    switch (framing.kind) {
-      case http::ResponseFraming::Kind::kContentLength:
-        out_ += fmt::format("Content-Length: {}\r\n", framing.content_length);
-        break;
-      case http::ResponseFraming::Kind::kChunked:
-        if (client_http10_) {
-          close_after_ = true;  // HTTP/1.0 has no chunked: the close ends the body
-        } else {
-          out_ += "Transfer-Encoding: chunked\r\n";
-        }
-        break;
-      case http::ResponseFraming::Kind::kUntilClose:
-        close_after_ = true;
-        upstream_reusable_ = false;
-        break;
-      default:
-        break;
-    }
-    if (draining_) close_after_ = true;
-    out_ += close_after_ ? "Connection: close\r\n" : (client_http10_ ? "Connection: keep-alive\r\n" : "");
-    out_ += "\r\n";
-    co_return true;
-  }
-}
-
 // Phase 6: the response body, re-framed for the client as it arrives (never buffered whole).
+// The head goes out with the body bytes already received.
 asio::awaitable<Session::Step> Session::relay_response() {
   record_.phase = "response";
-  using Kind = http::ResponseFraming::Kind;
-  const auto body_kind = static_cast<Kind>(body_kind_);
-  std::string data;
-  auto body_failed = [&](const char* code, std::string reason) {
-    record_.termination = timed_out_ ? "timeout" : "upstream";
-    record_.code = timed_out_ ? "upstream_timeout" : code;
-    record_.reason = std::move(reason);
-    release_upstream(false);
-    return Step::kDone;
-  };
-  if (body_kind == Kind::kNone) {
-    if (!up_in_.empty()) upstream_reusable_ = false;  // bytes after a bodiless response
-    bool written = co_await client_write(out_);
-    release_upstream(upstream_reusable_);
-    if (!written) co_return Step::kDone;
-  } else if (body_kind == Kind::kContentLength) {
-    std::uint64_t left = body_length_;
-    std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(left, up_in_.size()));
-    out_.append(up_in_, 0, take);
-    if (up_in_.size() > take) upstream_reusable_ = false;
-    left -= take;
-    up_in_.clear();
-    bool written = co_await client_write(out_);
-    if (!written) {
-      release_upstream(false);
-      co_return Step::kDone;
+  const bool rechunk =
+      exchange_->response().body == UpstreamResponse::Body::kChunked && !client_http10_;
+  std::string piece;
+  bool first = true;
+  for (;;) {
+    piece.clear();
+    bool done = false;
+    bool ok = co_await exchange_->read_body(piece, done, !first, record_);
+    if (!ok) co_return Step::kDone;
+    std::string& bytes = first ? out_ : data_;
+    if (!first) data_.clear();
+    if (rechunk) {
+      append_chunk(bytes, piece);
+      if (done) bytes += kLastChunk;
+    } else {
+      bytes += piece;
     }
-    while (left > 0) {
-      arm(config_.limits.idle_timeout);
-      asio::error_code ec;
-      std::size_t n = co_await upstream_read(ec);
-      disarm();
-      if (n == 0) co_return body_failed("upstream_closed", "upstream closed during the body");
-      take = static_cast<std::size_t>(std::min<std::uint64_t>(left, up_in_.size()));
-      if (up_in_.size() > take) upstream_reusable_ = false;
-      left -= take;
-      data.assign(up_in_, 0, take);
-      up_in_.clear();
-      written = co_await client_write(data);
+    if (first || !bytes.empty()) {
+      bool written = co_await client_write(bytes);
       if (!written) {
-        release_upstream(false);
+        exchange_->release(false);
         co_return Step::kDone;
       }
     }
-    release_upstream(upstream_reusable_);
-  } else if (body_kind == Kind::kChunked) {
-    ChunkedDecoder decoder;
-    bool first = true;
-    for (;;) {
-      std::string decoded;
-      std::size_t used = 0;
-      auto status = decoder.feed(up_in_, decoded, used);
-      if (status == ChunkedDecoder::Status::kError) {
-        co_return body_failed("bad_upstream_chunked",
-                              "invalid chunked response: " + std::string(decoder.error()));
-      }
-      up_in_.erase(0, used);
-      std::string& piece = first ? out_ : data;
-      if (!first) data.clear();
-      if (client_http10_) {
-        piece += decoded;
-      } else {
-        append_chunk(piece, decoded);
-        if (status == ChunkedDecoder::Status::kDone) piece += kLastChunk;
-      }
-      first = false;
-      if (!piece.empty()) {
-        bool written = co_await client_write(piece);
-        if (!written) {
-          release_upstream(false);
-          co_return Step::kDone;
-        }
-      }
-      if (status == ChunkedDecoder::Status::kDone) break;
-      arm(config_.limits.idle_timeout);
-      asio::error_code ec;
-      std::size_t n = co_await upstream_read(ec);
-      disarm();
-      if (n == 0) co_return body_failed("upstream_closed", "upstream closed during the body");
-    }
-    if (!up_in_.empty()) upstream_reusable_ = false;
-    release_upstream(upstream_reusable_);
-  } else {  // until close
-    out_ += up_in_;
-    up_in_.clear();
-    bool written = co_await client_write(out_);
-    while (written) {
-      arm(config_.limits.idle_timeout);
-      asio::error_code ec;
-      std::size_t n = co_await upstream_read(ec);
-      disarm();
-      if (n == 0) {
-        if (timed_out_) co_return body_failed("upstream_timeout", "upstream idle during the body");
-        break;
-      }
-      data.swap(up_in_);
-      up_in_.clear();
-      written = co_await client_write(data);
-    }
-    release_upstream(false);
-    if (!written) co_return Step::kDone;
+    first = false;
+    if (done) break;
   }
+  exchange_->release(!draining_);
   record_.termination = "complete";
   record_.code = "ok";
   co_return close_after_ ? Step::kDone : Step::kContinue;
-}
-
-void Session::release_upstream(bool reusable) {
-  if (!upstream_open_) return;
-  upstream_open_ = false;
-  if (reusable && !draining_) {
-    worker_.upstreams.give_back(upstream_key_, std::move(upstream_),
-                                config_.limits.max_idle_upstream);
-    upstream_ = asio::ip::tcp::socket(lowest().get_executor());
-    return;
-  }
-  asio::error_code ignored;
-  upstream_.close(ignored);
 }
 
 // HTTP listener: every request is answered 308 to the same URL on HTTPS (RFC 9110 15.4.9 keeps
@@ -978,15 +704,6 @@ asio::awaitable<bool> Session::client_write(std::string_view bytes) {
   co_return true;
 }
 
-asio::awaitable<std::size_t> Session::upstream_read(asio::error_code& ec) {
-  const std::size_t old = up_in_.size();
-  up_in_.resize(old + kReadChunk);
-  std::size_t n = co_await upstream_.async_read_some(asio::buffer(up_in_.data() + old, kReadChunk),
-                                                     asio::redirect_error(use_awaitable, ec));
-  up_in_.resize(old + n);
-  co_return ec ? std::size_t{0} : n;
-}
-
 // Our close_notify, so a client can tell a complete close-delimited response from a cut one;
 // the peer's reply is waited for briefly, never for long.
 asio::awaitable<void> Session::tls_shutdown() {
@@ -1006,7 +723,6 @@ void Session::arm(std::chrono::milliseconds timeout) {
     self->timed_out_ = true;
     asio::error_code ignored;
     self->lowest().cancel(ignored);
-    self->upstream_.cancel(ignored);
   });
 }
 
@@ -1014,10 +730,14 @@ void Session::disarm() { deadline_.cancel(); }
 
 void Session::abort(bool in_flight_too) {
   draining_ = true;
+  if (h2_) {
+    h2_->abort(in_flight_too);
+    return;
+  }
   if (!idle_ && !in_flight_too) return;  // finishes its response, then closes
   asio::error_code ignored;
   lowest().cancel(ignored);
-  upstream_.cancel(ignored);
+  exchange_->cancel();
   lowest().shutdown(asio::socket_base::shutdown_both, ignored);
 }
 
@@ -1025,41 +745,20 @@ std::string Session::new_request_id() {
   return fmt::format("{:016x}{:016x}", worker_.random(), worker_.random());
 }
 
+DownstreamInfo Session::info() const {
+  DownstreamInfo who;
+  who.tls = tls_;
+  who.client_text = client_text_;
+  who.client_port = client_port_;
+  who.client_v4 = client_address_.is_v4();
+  who.tls_version = tls_version_;
+  who.alpn = alpn_;
+  who.sni = sni_;
+  return who;
+}
+
 void Session::write_access_record() {
-  const StreamRecord& r = record_;
-  auto& j = worker_.access_line;
-  j.clear();
-  j.add_timestamp("time", r.start_time);
-  j.add("request_id", r.request_id);
-  j.add("listener", tls_ ? "https" : "http");
-  j.add("client", client_text_);
-  j.add("client_port", client_port_);
-  if (tls_) {
-    j.add("tls_version", tls_version_);
-    j.add("alpn", alpn_);
-    j.add("sni", sni_);
-  }
-  j.add("method", r.method);
-  j.add("host", r.host);
-  j.add("path", r.path);
-  j.add("http_version", r.http_version);
-  j.add("status", r.status);
-  j.add("bytes_in", r.bytes_in);
-  j.add("bytes_out", r.bytes_out);
-  j.add("route", r.route);
-  j.add("pool", r.pool);
-  j.add("upstream", r.upstream);
-  j.add("upstream_reused", r.upstream_reused);
-  if (r.upstream_ms >= 0) j.add("upstream_ms", r.upstream_ms); else j.add_null("upstream_ms");
-  auto duration = std::chrono::steady_clock::now() - r.start;
-  j.add("duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(duration).count());
-  j.add("phase", r.phase);
-  j.add("termination", r.termination);
-  j.add("code", r.code);
-  j.add("reason", r.reason);
-  if (*r.limit != '\0') j.add("limit", r.limit);
-  server_.write_access(j.view());
-  server_.count_request(worker_.index, r, std::chrono::duration<double>(duration).count());
+  edge::write_access_record(server_, worker_, info(), record_);
   record_open_ = false;
 }
 

@@ -1,7 +1,8 @@
 // edge: one downstream connection, accept to close. Session::run() (session.cpp) lists the phases
 // in order: TLS handshake, then one stream per request (read head, check, route, read body,
-// forward upstream, relay the response), each ending in one access record. The HTTP listener's
-// sessions answer every request with a 308 to HTTPS.
+// forward upstream, relay the response), each ending in one access record. A connection whose
+// ALPN is h2 is handed to an H2Session after the handshake. The HTTP listener's sessions answer
+// every request with a 308 to HTTPS.
 #pragma once
 
 #include <chrono>
@@ -24,6 +25,7 @@
 #include "core/obs/json_line.hpp"
 #include "edge/config.hpp"
 #include "edge/tls.hpp"
+#include "edge/upstream_exchange.hpp"
 
 namespace moat::core::http {
 class RequestHeadParser;
@@ -31,6 +33,7 @@ class RequestHeadParser;
 
 namespace moat::edge {
 
+class H2Session;
 class Server;
 class Session;
 
@@ -128,23 +131,18 @@ class Session : public std::enable_shared_from_this<Session> {
   // The per-client request budget (core/guard): over it, 429 with Retry-After. kDone: answered.
   asio::awaitable<Step> rate_limit(const core::http::RequestHeadParser& parser);
 
-  // Upstream helpers.
-  asio::awaitable<Step> connect_upstream(const Member& member, bool fresh);
-  asio::awaitable<bool> send_and_read_head(bool& retryable_failure);
-  void release_upstream(bool reusable);
-
   // The one place that turns an outcome into a local reply (400, 404, 413, 502, 504, ...).
   asio::awaitable<void> reply_local(int status, const char* code, std::string reason,
                                     const char* termination = "proxy");
   asio::awaitable<std::size_t> client_read(std::size_t limit, asio::error_code& ec);
   asio::awaitable<bool> client_write(std::string_view bytes);
-  asio::awaitable<std::size_t> upstream_read(asio::error_code& ec);
   asio::awaitable<void> tls_shutdown();
   asio::ip::tcp::socket& lowest();
   void arm(std::chrono::milliseconds timeout);
   void disarm();
   void begin_stream();
   void write_access_record();
+  DownstreamInfo info() const;
   std::string new_request_id();
 
   Server& server_;
@@ -154,21 +152,17 @@ class Session : public std::enable_shared_from_this<Session> {
   bool tls_;
   asio::ip::tcp::socket plain_;
   std::optional<asio::ssl::stream<asio::ip::tcp::socket>> stream_;
-  asio::ip::tcp::socket upstream_;
+  std::optional<UpstreamExchange> exchange_;  // this connection's upstream side, per stream
+  std::shared_ptr<H2Session> h2_;  // set when ALPN chose h2: it serves the connection
   asio::steady_timer deadline_;
   bool timed_out_ = false;
   bool idle_ = true;  // waiting for a request (drain may close now)
   bool draining_ = false;
   std::string in_;        // client bytes not yet consumed
   std::string body_;      // the request body, decoded
-  std::string up_in_;     // upstream bytes not yet consumed
   std::string out_;       // bytes being prepared for the client
+  std::string data_;      // response body bytes being relayed
   std::string request_;   // the upstream request being sent
-  std::string upstream_key_;
-  bool upstream_open_ = false;
-  bool upstream_reusable_ = false;  // the current response leaves the connection in sync
-  std::uint8_t body_kind_ = 0;      // core::http::ResponseFraming::Kind of the current response
-  std::uint64_t body_length_ = 0;
   bool close_after_ = false;  // the current response ends the connection
   bool head_request_ = false;
   bool client_http10_ = false;

@@ -11,11 +11,11 @@ namespace moat::edge {
 
 namespace {
 
-// RFC 7301 3.2: the server picks; http/1.1 only until h2 lands. No overlap is a fatal
+// RFC 7301 3.2: the server picks, in its own order: h2, then http/1.1. No overlap is a fatal
 // no_application_protocol alert (what nginx does), never a silent guess.
 int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
                 unsigned int inlen, void*) {
-  static const unsigned char kServer[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  static const unsigned char kServer[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
   unsigned char* selected = nullptr;
   unsigned char selected_length = 0;
   if (SSL_select_next_proto(&selected, &selected_length, kServer, sizeof kServer, in, inlen) !=

@@ -1,5 +1,5 @@
 // edge: the server-side TLS contexts: one SSL_CTX per certificate, all with the same settings
-// (TLS 1.2 and 1.3 only, Mozilla intermediate ciphers, X25519/P-256/P-384, ALPN http/1.1,
+// (TLS 1.2 and 1.3 only, Mozilla intermediate ciphers, X25519/P-256/P-384, ALPN h2 and http/1.1,
 // session tickets), and an SNI callback that moves the connection to the context whose
 // certificate covers the name. Built once per config snapshot; shared by every worker (an SSL_CTX
 // may be used by many threads).

@@ -188,8 +188,10 @@ class Edge:
 
     def curl(self, *args, host="app.example.test", timeout=30):
         """curl against the edge with `host` resolved to 127.0.0.1 and the test CA trusted."""
-        cmd = ["curl", "-sS", "--cacert", self.ca, "--resolve", f"{host}:{self.https_port}:127.0.0.1",
-               "-D", "-", *args]
+        # curl picks HTTP/2 when the edge offers it; HTTP/1.1 unless the caller asks for h2.
+        version = [] if any(a.startswith("--http2") for a in args) else ["--http1.1"]
+        cmd = ["curl", "-sS", *version, "--cacert", self.ca,
+               "--resolve", f"{host}:{self.https_port}:127.0.0.1", "-D", "-", *args]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 

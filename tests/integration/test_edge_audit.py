@@ -65,6 +65,7 @@ check("includeSubDomains" in by_id.get("HSTS_subdomains", "") or "includes subdo
 # ---- moat scan grades its own edge ------------------------------------------------------------
 r = moat("scan", f"{host}:{port}", "--connect", "127.0.0.1", "--ca", edge.ca, "--json", timeout=60)
 doc = json.loads(r.stdout) if r.stdout.strip().startswith("{") else {}
+check(bool(doc), "moat scan printed its JSON report", r.stdout[-1500:] + r.stderr[-1500:])
 grade = (doc.get("grade") or {}).get("grade")
 check_eq(grade, "A+", "moat scan grades the edge A+")
 supported = [p["version"] for p in doc.get("protocols", []) if p.get("supported")]

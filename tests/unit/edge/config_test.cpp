@@ -159,3 +159,144 @@ TEST(EdgeConfig, GuardErrors) {
 
 }  // namespace
 }  // namespace moat::edge
+
+namespace moat::edge {
+namespace {
+
+const std::string kPoolsHead = "moat: gateway/v1\nedge:\n  listen_https: [127.0.0.1:8443]\n"
+                               "  certificates: [{cert: a.crt, key: a.key}]\n"
+                               "  routes: [{pool: app}]\n"
+                               "  pools:\n";
+
+TEST(EdgeConfig, PoolDefaults) {
+  auto l = load(kPoolsHead + "    - {name: app, members: [\"127.0.0.1:9000\", \"[::1]:9001\"]}\n");
+  ASSERT_TRUE(l.config) << errors(l);
+  const Pool& p = l.config->pools.front();
+  EXPECT_EQ(p.method, BalanceMethod::kRoundRobin);
+  ASSERT_EQ(p.members.size(), 2u);
+  EXPECT_EQ(p.members[0].weight, 1u);
+  EXPECT_EQ(p.members[0].priority, 1u);  // list order
+  EXPECT_EQ(p.members[1].priority, 2u);
+  EXPECT_EQ(p.members[1].port, 9001);
+  EXPECT_FALSE(p.health.enabled);  // passive checks only
+  EXPECT_EQ(p.passive.max_fails, 3u);
+  EXPECT_EQ(p.passive.fail_timeout.count(), 10'000);
+  EXPECT_EQ(p.retry_after.count(), 10'000);
+  EXPECT_FALSE(p.state);  // attached by the Server only
+}
+
+TEST(EdgeConfig, PoolFullSyntax) {
+  auto l = load(kPoolsHead +
+                "    - name: app\n"
+                "      method: priority\n"
+                "      members:\n"
+                "        - {address: \"127.0.0.1:9000\", priority: 2, weight: 3}\n"
+                "        - \"127.0.0.1:9001\"\n"
+                "        - {address: \"127.0.0.1:9002\", priority: 1}\n"
+                "      health_check: {path: /ready, interval: 200ms, timeout: 100ms, fall: 2,\n"
+                "                     rise: 1, expect_status: \"200,204,300-302\",\n"
+                "                     host: app.internal}\n"
+                "      passive: {max_fails: 0, fail_timeout: 30s}\n"
+                "      retry_after: 5s\n"
+                "    - {name: w, method: weighted, members: [\"127.0.0.1:9100\"]}\n"
+                "    - {name: l, method: least-connections, members: \"127.0.0.1:9200\"}\n"
+                "    - {name: f, method: performance, members: [\"127.0.0.1:9300\"],\n"
+                "       health_check: {}}\n");
+  ASSERT_TRUE(l.config) << errors(l);
+  const Pool& p = l.config->pools[0];
+  EXPECT_EQ(p.method, BalanceMethod::kPriority);
+  EXPECT_EQ(p.members[0].priority, 2u);
+  EXPECT_EQ(p.members[0].weight, 3u);
+  EXPECT_EQ(p.members[1].priority, 2u);  // not written: its position
+  EXPECT_EQ(p.members[2].priority, 1u);
+  EXPECT_TRUE(p.health.enabled);
+  EXPECT_EQ(p.health.path, "/ready");
+  EXPECT_EQ(p.health.host, "app.internal");
+  EXPECT_EQ(p.health.interval.count(), 200);
+  EXPECT_EQ(p.health.timeout.count(), 100);
+  EXPECT_EQ(p.health.fall, 2u);
+  EXPECT_EQ(p.health.rise, 1u);
+  EXPECT_TRUE(p.health.expected(204));
+  EXPECT_TRUE(p.health.expected(301));
+  EXPECT_FALSE(p.health.expected(203));
+  EXPECT_FALSE(p.health.expected(303));
+  EXPECT_EQ(p.passive.max_fails, 0u);
+  EXPECT_EQ(p.passive.fail_timeout.count(), 30'000);
+  EXPECT_EQ(p.retry_after.count(), 5'000);
+  EXPECT_EQ(l.config->pools[1].method, BalanceMethod::kWeighted);
+  EXPECT_EQ(l.config->pools[2].method, BalanceMethod::kLeastConnections);
+  EXPECT_EQ(l.config->pools[2].members.size(), 1u);
+  const Pool& f = l.config->pools[3];
+  EXPECT_EQ(f.method, BalanceMethod::kPerformance);
+  EXPECT_TRUE(f.health.enabled);  // an empty map turns the checks on with the defaults
+  EXPECT_EQ(f.health.path, "/healthz");
+  EXPECT_EQ(f.health.interval.count(), 5'000);
+  EXPECT_EQ(f.health.timeout.count(), 2'000);
+  EXPECT_EQ(f.health.fall, 3u);
+  EXPECT_EQ(f.health.rise, 2u);
+  EXPECT_TRUE(f.health.expected(200));
+  EXPECT_TRUE(f.health.expected(399));
+  EXPECT_FALSE(f.health.expected(404));
+}
+
+TEST(EdgeConfig, PoolErrorsAreLocated) {
+  auto l = load(kPoolsHead +
+                "    - name: app\n"  // line 7
+                "      method: fastest\n"  // 8
+                "      members:\n"  // 9
+                "        - {address: \"127.0.0.1:9000\", weight: 0}\n"  // 10
+                "        - {address: \"127.0.0.1:9001\", weight: 1001}\n"  // 11
+                "        - {address: \"127.0.0.1:9002\", priority: 0}\n"  // 12
+                "        - {adress: \"127.0.0.1:9003\"}\n"  // 13
+                "        - \"127.0.0.1:9000\"\n"  // 14
+                "        - [1, 2]\n"  // 15
+                "      health_check: {path: healthz, interval: 1s, timeout: 2s, fall: 0,\n"  // 16
+                "                     expect_status: \"200-99\", rsie: 2}\n"  // 17
+                "      passive: {max_fails: -1, fail_timeout: 0s}\n"  // 18
+                "      retry_after: 1500ms\n");  // 19
+  EXPECT_FALSE(l.config);
+  const std::string e = errors(l);
+  for (const char* want :
+       {"edge.yaml:8:15: error: pool 'app': unknown method 'fastest'",
+        "edge.yaml:10:47: error: weight must be between 1 and 1000",
+        "edge.yaml:11:47: error: weight must be at most 1000",
+        "edge.yaml:12:49: error: priority must be between 1 and 1000",
+        "edge.yaml:13:12: error: unknown key 'adress' in pool member", "did you mean 'address'",
+        "edge.yaml:13:11: error: a pool member needs 'address'",
+        "edge.yaml:14:11: error: duplicate member '127.0.0.1:9000' in pool 'app'",
+        "edge.yaml:15:11: error: a pool member must be",
+        "edge.yaml:16:28: error: health_check path 'healthz' must start with '/'",
+        "edge.yaml:16:60: error: health_check timeout must not be longer than interval",
+        "edge.yaml:16:70: error: fall must be between 1 and 100",
+        "edge.yaml:17:37: error: expect_status '200-99' must be codes or ranges",
+        "edge.yaml:17:47: error: unknown key 'rsie' in health_check",
+        "edge.yaml:18:28: error: max_fails must be a whole number",
+        "edge.yaml:18:46: error: fail_timeout must be more than zero",
+        "edge.yaml:19:20: error: retry_after must be whole seconds"}) {
+    EXPECT_NE(e.find(want), std::string::npos) << "missing: " << want << "\n" << e;
+  }
+}
+
+TEST(EdgeConfig, ShortIntervalBoundsTheDefaultTimeout) {
+  auto l = load(kPoolsHead + "    - {name: app, members: [\"127.0.0.1:9000\"], "
+                             "health_check: {interval: 500ms}}\n");
+  ASSERT_TRUE(l.config) << errors(l);
+  EXPECT_EQ(l.config->pools[0].health.timeout.count(), 500);
+}
+
+TEST(EdgeConfig, StatusRanges) {
+  auto status = [](const std::string& s) {
+    return load(kPoolsHead + "    - {name: app, members: [\"127.0.0.1:9000\"], "
+                             "health_check: {expect_status: \"" + s + "\"}}\n");
+  };
+  EXPECT_TRUE(status("200").config);
+  EXPECT_TRUE(status("200-299,304").config);
+  EXPECT_FALSE(status("").config);
+  EXPECT_FALSE(status("200,").config);
+  EXPECT_FALSE(status("600").config);
+  EXPECT_FALSE(status("2xx").config);
+  EXPECT_FALSE(status("200,201,202,203,204,205,206,207,208").config);  // more than 8
+}
+
+}  // namespace
+}  // namespace moat::edge
