@@ -6,6 +6,7 @@
 
 #include "core/tls/client_hello.hpp"
 #include "core/tls/client_hello_builder.hpp"
+#include "core/tls/sslv2.hpp"
 #include "scan/scan.hpp"
 
 namespace moat::scan {
@@ -86,6 +87,8 @@ GradeInput grade_input(const ScanResult& r) {
         in.weakest_ephemeral_bits ? std::min(*in.weakest_ephemeral_bits, *r.dh_bits) : *r.dh_bits;
   }
   in.compression = r.compression.value_or(false);
+  in.heartbleed = r.heartbleed.vulnerable.value_or(false);
+  in.ccs_injection = r.ccs_injection.vulnerable.value_or(false);
   in.secure_renegotiation = r.secure_renegotiation;
   in.reference_version = r.reference_version;
   if (r.reference_suite) in.reference_suite = find_cipher_suite(*r.reference_suite);
@@ -120,6 +123,9 @@ std::vector<Finding> findings(const ScanResult& r) {
     std::transform(id.begin(), id.end(), id.begin(), ::tolower);
     if (!p.supported) continue;
     switch (p.version) {
+      case tls::kSsl20:
+        add(id, Severity::kCritical, "SSL 2.0 supported (DROWN, CVE-2016-0800)");
+        break;
       case tls::kSsl30:
         add(id, Severity::kCritical, "SSL 3.0 supported (POODLE)");
         break;
@@ -167,6 +173,18 @@ std::vector<Finding> findings(const ScanResult& r) {
   if (r.secure_renegotiation && !*r.secure_renegotiation) {
     add("renegotiation_insecure", Severity::kHigh,
         "secure renegotiation (RFC 5746) not supported");
+  }
+  if (r.heartbeat && *r.heartbeat) {
+    add("heartbeat_extension", Severity::kInfo,
+        "heartbeat extension enabled (RFC 6520; no HTTPS client needs it)");
+  }
+  if (r.heartbleed.vulnerable && *r.heartbleed.vulnerable) {
+    add("heartbleed", Severity::kCritical,
+        "Heartbleed (CVE-2014-0160): " + r.heartbleed.detail);
+  }
+  if (r.ccs_injection.vulnerable && *r.ccs_injection.vulnerable) {
+    add("ccs_injection", Severity::kCritical,
+        "CCS injection (CVE-2014-0224): " + r.ccs_injection.detail);
   }
   if (r.fallback_scsv && !*r.fallback_scsv) {
     add("fallback_scsv_missing", Severity::kLow,

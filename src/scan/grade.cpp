@@ -3,10 +3,12 @@
 #include <algorithm>
 
 #include "core/tls/client_hello.hpp"
+#include "core/tls/sslv2.hpp"
 
 namespace moat::scan {
 namespace {
 
+using core::tls::kSsl20;
 using core::tls::kSsl30;
 using core::tls::kTls10;
 using core::tls::kTls11;
@@ -151,7 +153,10 @@ Grade grade(const GradeInput& in) {
   if (server_key > 0 && server_key < 1024) {
     cap("F", "key_lt_1024", "server key smaller than 1024 bits (RSA equivalent)");
   }
-  if (!in.versions.empty() && best <= protocol_score(kSsl30)) {
+  if (has(in.versions, kSsl20)) cap("F", "ssl2", "SSL 2.0 supported (DROWN)");
+  if (in.heartbleed) cap("F", "heartbleed", "vulnerable to Heartbleed (CVE-2014-0160)");
+  if (in.ccs_injection) cap("F", "ccs_injection", "vulnerable to CCS injection (CVE-2014-0224)");
+  if (!in.versions.empty() && best > 0 && best <= protocol_score(kSsl30)) {
     cap("F", "ssl3_best", "SSL 3.0 is the best protocol offered");
   }
   if (export_grade) cap("F", "export_suites", "export cipher suites accepted");

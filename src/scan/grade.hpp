@@ -13,11 +13,11 @@
 
 namespace moat::scan {
 
-inline constexpr const char* kRuleset = "ssllabs-2009r/moat-1";
+inline constexpr const char* kRuleset = "ssllabs-2009r/moat-2";  // moat-2: SSL 2.0, Heartbleed, CCS caps
 
 // What the grade depends on, extracted from a scan (or written by hand in tests).
 struct GradeInput {
-  std::vector<std::uint16_t> versions;  // supported protocol versions (kSsl30 .. kTls13)
+  std::vector<std::uint16_t> versions;  // supported protocol versions (kSsl20, kSsl30 .. kTls13)
   struct Accepted {
     std::uint16_t version = 0;
     CipherSuite suite;
@@ -33,6 +33,8 @@ struct GradeInput {
   std::optional<int> weakest_dh_bits;  // finite-field DHE prime, for the DH < 2048 cap
 
   bool compression = false;                   // the server accepted DEFLATE (CRIME)
+  bool heartbleed = false;                    // CVE-2014-0160
+  bool ccs_injection = false;                 // CVE-2014-0224
   std::optional<bool> secure_renegotiation;   // RFC 5746 answered (unset: not TLS <= 1.2)
   // What a modern reference client negotiates (approximating SSL Labs' browser simulations).
   std::optional<std::uint16_t> reference_version;

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "core/tls/client_hello.hpp"
+#include "core/tls/sslv2.hpp"
 #include "scan/scan.hpp"
 
 namespace moat::scan {
@@ -77,6 +78,16 @@ const char* grade_colour(const std::string& grade) {
 
 json nullable(const std::optional<bool>& v) { return v ? json(*v) : json(nullptr); }
 
+json vulnerability(const VulnerabilityResult& v) {
+  return {{"vulnerable", nullable(v.vulnerable)},
+          {"detail", v.detail.empty() ? json(nullptr) : json(v.detail)}};
+}
+
+std::string sslv2_name(std::uint32_t kind) {
+  auto name = core::tls::sslv2_cipher_name(kind);
+  return name.empty() ? fmt::format("0x{:06x}", kind) : std::string(name);
+}
+
 }  // namespace
 
 std::string render_text(const ScanResult& r, bool color) {
@@ -107,7 +118,15 @@ std::string render_text(const ScanResult& r, bool color) {
                                    : "no (" + clean(p.detail) + ")");
   }
   for (const auto& p : r.protocols) {
-    if (!p.supported) continue;
+    if (!p.supported || p.sslv2_ciphers.empty()) continue;
+    out += fmt::format("\nCipher kinds, {}\n", version_name(p.version));
+    for (auto kind : p.sslv2_ciphers) {
+      out += fmt::format("  0x{:06x} {:<46} {:>3} bits {}\n", kind, sslv2_name(kind),
+                         core::tls::sslv2_cipher_bits(kind), paint("WEAK", "31"));
+    }
+  }
+  for (const auto& p : r.protocols) {
+    if (!p.supported || p.version == core::tls::kSsl20) continue;
     std::string order = !p.server_order ? "one suite" : *p.server_order ? "server order" : "client order";
     out += fmt::format("\nCipher suites, {} ({})\n", version_name(p.version), order);
     for (auto id : p.suites) {
@@ -134,6 +153,14 @@ std::string render_text(const ScanResult& r, bool color) {
   out += "  compression            " + tri(r.compression, "ENABLED", "off") + "\n";
   out += "  secure renegotiation   " + tri(r.secure_renegotiation, "yes", "NO") + "\n";
   out += "  TLS_FALLBACK_SCSV      " + tri(r.fallback_scsv, "yes", "no") + "\n";
+  out += "  heartbeat extension    " + tri(r.heartbeat, "yes", "no") + "\n";
+  auto vulnerable = [&](const VulnerabilityResult& v) {
+    std::string verdict = v.vulnerable ? (*v.vulnerable ? paint("VULNERABLE", "1;31") : std::string("not vulnerable"))
+                                       : std::string("n/a");
+    return verdict + (v.detail.empty() ? "" : " (" + clean(v.detail) + ")") + "\n";
+  };
+  out += "  Heartbleed             " + vulnerable(r.heartbleed);
+  out += "  CCS injection          " + vulnerable(r.ccs_injection);
   if (r.reference_version && r.reference_suite) {
     out += fmt::format("  modern client gets     {} {}\n", version_name(*r.reference_version),
                        suite_name(*r.reference_suite));
@@ -170,7 +197,8 @@ std::string render_text(const ScanResult& r, bool color) {
     out += fmt::format("  {:<8} {:<28} {}\n", paint(to_string(f.severity), severity_colour(f.severity)),
                        f.id, clean(f.text));
   }
-  out += fmt::format("\nScanned in {:.3f} s with {} connections\n", r.seconds, r.connections);
+  out += fmt::format("\nScanned in {:.3f} s with {} connections (at most {} at once)\n", r.seconds,
+                     r.connections, r.concurrency.peak);
   return out;
 }
 
@@ -185,6 +213,13 @@ std::string render_json(const ScanResult& r) {
                         {"bits", s.bits},
                         {"forward_secrecy", s.forward_secret()},
                         {"aead", s.aead}});
+    }
+    for (auto kind : p.sslv2_ciphers) {
+      suites.push_back({{"id", fmt::format("0x{:06x}", kind)},
+                        {"name", sslv2_name(kind)},
+                        {"bits", core::tls::sslv2_cipher_bits(kind)},
+                        {"forward_secrecy", false},
+                        {"aead", false}});
     }
     protocols.push_back({{"version", version_name(p.version)},
                          {"supported", p.supported},
@@ -272,6 +307,9 @@ std::string render_json(const ScanResult& r) {
       {"compression", nullable(r.compression)},
       {"secure_renegotiation", nullable(r.secure_renegotiation)},
       {"fallback_scsv", nullable(r.fallback_scsv)},
+      {"heartbeat", nullable(r.heartbeat)},
+      {"heartbleed", vulnerability(r.heartbleed)},
+      {"ccs_injection", vulnerability(r.ccs_injection)},
       {"reference_client",
        r.reference_suite ? json{{"version", version_name(*r.reference_version)},
                                 {"cipher_suite", suite_name(*r.reference_suite)}}
@@ -280,6 +318,10 @@ std::string render_json(const ScanResult& r) {
       {"http", http},
       {"findings", findings},
       {"connections", r.connections},
+      {"concurrency", {{"limit", r.concurrency.limit},
+                       {"final_limit", r.concurrency.final_limit},
+                       {"peak", r.concurrency.peak},
+                       {"backoffs", r.concurrency.backoffs}}},
       {"seconds", r.seconds},
   };
   return doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n";

@@ -1,5 +1,5 @@
 // scan: the `moat scan` mode: probe a TLS server with hand-built ClientHellos (protocols, cipher
-// suites, server order, groups, weaknesses), read its certificate chain and HSTS header over
+// suites, server order, groups, SSL 2.0, Heartbleed, CCS injection), read its certificate chain and HSTS header over
 // OpenSSL, grade it per the SSL Labs rating guide, and report as text or JSON (schema
 // moat.scan/v1, docs/scan.md). Exit codes: 0 ok, 1 below --fail-under, 2 usage or unreachable.
 #pragma once
@@ -25,7 +25,7 @@ struct ScanOptions {
   std::string ca_file;  // trust anchors (PEM) instead of the system store
   double timeout_seconds = 5;    // per connection: connect plus the server's first flight
   double deadline_seconds = 30;  // the whole scan
-  std::size_t max_connections = 8;  // probes in flight at once
+  std::size_t max_connections = 8;  // probes in flight at once, at most (adaptive below it)
   bool json = false;
   std::string fail_under;  // grade; empty: never fail
   enum class Color { kAuto, kAlways, kNever } color = Color::kAuto;
@@ -47,6 +47,22 @@ struct ProtocolResult {
   std::vector<std::uint16_t> suites;  // accepted; the server's choice first when it has an order
   std::optional<bool> server_order;   // unset: fewer than two suites
   std::optional<std::uint16_t> preferred;
+  std::vector<std::uint32_t> sslv2_ciphers;  // SSL 2.0 only: the CIPHER-KINDs the server sent
+};
+
+// A vulnerability test: `vulnerable` unset when it could not be run (no TLS <= 1.2, no answer).
+struct VulnerabilityResult {
+  std::optional<bool> vulnerable;
+  std::string detail;  // how it was decided: "no heartbeat extension", "alert ...", "timed out"
+};
+
+// How many connections were in flight (adaptive: halved on a reset or a failed connect, grown
+// back by one after each `limit` successes, never above --connections).
+struct ConcurrencyResult {
+  std::size_t limit = 0;      // --connections
+  std::size_t final_limit = 0;
+  std::size_t peak = 0;       // most connections open at once
+  std::size_t backoffs = 0;   // times the limit was halved
 };
 
 struct GroupResult {
@@ -83,12 +99,15 @@ struct ScanResult {
   std::string sni;
   std::string address;  // "127.0.0.1:8443"
   std::string started_at;  // ISO 8601 UTC
-  std::vector<ProtocolResult> protocols;  // SSL 3.0 .. TLS 1.3
+  std::vector<ProtocolResult> protocols;  // SSL 2.0, SSL 3.0 .. TLS 1.3
   std::vector<GroupResult> groups;
   std::optional<int> dh_bits;  // smallest DHE prime seen
   std::optional<bool> compression;
   std::optional<bool> secure_renegotiation;
   std::optional<bool> fallback_scsv;  // unset: not applicable (one version)
+  std::optional<bool> heartbeat;      // the heartbeat extension echoed (RFC 6520); unset: no TLS <= 1.2
+  VulnerabilityResult heartbleed;     // CVE-2014-0160
+  VulnerabilityResult ccs_injection;  // CVE-2014-0224
   std::optional<std::uint16_t> reference_version;  // what a modern client negotiates
   std::optional<std::uint16_t> reference_suite;
   CertificateResult certificate;
@@ -96,13 +115,14 @@ struct ScanResult {
   std::vector<Finding> findings;
   Grade grade;
   std::size_t connections = 0;
+  ConcurrencyResult concurrency;
   double seconds = 0;
   bool reachable = false;
   bool speaks_tls = false;
   std::string error;  // set when nothing could be learned (unreachable, not TLS)
 };
 
-// Human names: "TLS 1.2", "SSL 3.0"; group names.
+// Human names: "TLS 1.2", "SSL 3.0", "SSL 2.0"; group names.
 std::string version_name(std::uint16_t version);
 std::string group_name(std::uint16_t group);
 

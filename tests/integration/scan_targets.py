@@ -173,3 +173,150 @@ class RawServer:
                 self.held.append(conn)  # silent: keep it open, say nothing
         except OSError:
             pass
+
+
+def der_certificate(directory, name="fake"):
+    """A self-signed RSA 2048 certificate in DER, for the fake servers' Certificate message."""
+    pem = self_signed(directory, name, key="rsa2048")
+    der = os.path.join(directory, f"{name}.der")
+    sh("openssl", "x509", "-in", pem["crt"], "-outform", "DER", "-out", der)
+    return open(der, "rb").read()
+
+
+def _read_exact(conn, n):
+    data = b""
+    while len(data) < n:
+        more = conn.recv(n - len(data))
+        if not more:
+            raise EOFError
+        data += more
+    return data
+
+
+class FakeTlsServer:
+    """A loopback server that speaks just enough TLS 1.2 (TLS_RSA_WITH_AES_128_GCM_SHA256 or
+    TLS_RSA_WITH_AES_128_CBC_SHA, server order) for `moat scan` to grade it, with the flaws no
+    real server here can have:
+      "sslv2"      answers an SSL 2.0 CLIENT-HELLO with a canned SERVER-HELLO (otherwise a TLS
+                   protocol_version alert, as OpenSSL 3 does);
+      "heartbleed" echoes the heartbeat extension and answers a heartbeat_request with
+                   payload_length bytes of "memory" (CVE-2014-0160);
+      "heartbeat"  echoes the heartbeat extension, but discards bad requests (RFC 6520 4);
+      "ccs"        accepts an early ChangeCipherSpec and fails to decrypt what follows with
+                   decryption_failed(21) (CVE-2014-0224); otherwise unexpected_message(10).
+    The handshake never completes (no key exchange); OpenSSL's chain fetch fails."""
+
+    SUITES = (0x009C, 0x002F)
+
+    def __init__(self, cert_der, *modes):
+        self.cert = cert_der
+        self.modes = set(modes)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.seen = {"sslv2_hellos": 0, "heartbeats": 0, "ccs": 0}
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.settimeout(10)
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _record(content_type, body, version=0x0303):
+        return bytes([content_type]) + version.to_bytes(2, "big") + len(body).to_bytes(2, "big") + body
+
+    def _alert(self, conn, description, version=0x0303):
+        conn.sendall(self._record(21, bytes([2, description]), version))
+
+    def _handle(self, conn):
+        try:
+            first = _read_exact(conn, 2)
+            if first[0] & 0x80:  # SSL 2.0 record, 2-byte header
+                body = _read_exact(conn, ((first[0] & 0x7F) << 8) | first[1])
+                self.seen["sslv2_hellos"] += 1
+                if "sslv2" in self.modes and body[0] == 1:
+                    specs = bytes.fromhex("0700c0" "010080" "020080")
+                    hello = (bytes([4, 0, 1]) + b"\x00\x02" + len(self.cert).to_bytes(2, "big") +
+                             len(specs).to_bytes(2, "big") + (16).to_bytes(2, "big") + self.cert +
+                             specs + os.urandom(16))
+                    conn.sendall(bytes([0x80 | (len(hello) >> 8), len(hello) & 0xFF]) + hello)
+                else:
+                    self._alert(conn, 70, 0x0301)
+                return
+            header = first + _read_exact(conn, 3)
+            if header[0] != 22:
+                return
+            self._client_hello(conn, _read_exact(conn, int.from_bytes(header[3:5], "big")))
+        except (OSError, EOFError, IndexError, ValueError):
+            pass
+        finally:
+            conn.close()
+
+    def _client_hello(self, conn, msg):
+        if msg[0] != 1:
+            return
+        legacy = int.from_bytes(msg[4:6], "big")
+        at = 6 + 32
+        at += 1 + msg[at]  # session id
+        n = int.from_bytes(msg[at:at + 2], "big")
+        suites = [int.from_bytes(msg[i:i + 2], "big") for i in range(at + 2, at + 2 + n, 2)]
+        at += 2 + n
+        at += 1 + msg[at]  # compression methods
+        extensions = {}
+        if at + 2 <= len(msg):
+            end = at + 2 + int.from_bytes(msg[at:at + 2], "big")
+            at += 2
+            while at + 4 <= end:
+                kind, size = int.from_bytes(msg[at:at + 2], "big"), int.from_bytes(msg[at + 2:at + 4], "big")
+                extensions[kind] = msg[at + 4:at + 4 + size]
+                at += 4 + size
+        if 43 in extensions:
+            data = extensions[43]
+            versions = {int.from_bytes(data[i:i + 2], "big") for i in range(1, 1 + data[0], 2)}
+            ok = 0x0303 in versions
+        else:
+            ok = legacy >= 0x0303
+        if not ok:
+            return self._alert(conn, 70, 0x0301)
+        chosen = next((s for s in self.SUITES if s in suites), None)
+        if chosen is None:
+            return self._alert(conn, 40)
+        heartbeat = 15 in extensions and self.modes & {"heartbleed", "heartbeat"}
+        ext = b""
+        if 0xFF01 in extensions or 0x00FF in suites:
+            ext += b"\xff\x01\x00\x01\x00"
+        if heartbeat:
+            ext += b"\x00\x0f\x00\x01\x01"
+        hello = (b"\x03\x03" + os.urandom(32) + b"\x00" + chosen.to_bytes(2, "big") + b"\x00" +
+                 len(ext).to_bytes(2, "big") + ext)
+        cert = len(self.cert).to_bytes(3, "big") + self.cert
+        cert = len(cert).to_bytes(3, "big") + cert
+        flight = b""
+        for kind, body in ((2, hello), (11, cert), (14, b"")):
+            flight += bytes([kind]) + len(body).to_bytes(3, "big") + body
+        conn.sendall(self._record(22, flight))
+        ccs_seen = 0
+        while True:
+            header = _read_exact(conn, 5)
+            body = _read_exact(conn, int.from_bytes(header[3:5], "big"))
+            if header[0] == 24:
+                self.seen["heartbeats"] += 1
+                if "heartbleed" in self.modes and body[0] == 1:
+                    asked = int.from_bytes(body[1:3], "big")
+                    leak = (body[3:] + b"SECRET-MEMORY " * (asked // 14 + 1))[:asked]
+                    conn.sendall(self._record(24, b"\x02" + asked.to_bytes(2, "big") + leak + os.urandom(16)))
+            elif header[0] == 20:
+                self.seen["ccs"] += 1
+                ccs_seen += 1
+                if "ccs" not in self.modes:
+                    return self._alert(conn, 10)
+                if ccs_seen == 2:
+                    return self._alert(conn, 21)
+            else:
+                return

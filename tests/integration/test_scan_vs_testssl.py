@@ -8,6 +8,9 @@ testssl.sh only ever touches 127.0.0.1: the URI names scan.test (so it sends the
 moat) but `--ip 127.0.0.1 -n none` pins the address and forbids any DNS lookup; `--phone-out`
 is not given (no CRL/OCSP fetch). Skipped (exit 0) when testssl.sh is not installed.
 
+Target 5 imposes its own order; there the per-protocol order of testssl.sh -P ("cipherorder_*",
+IANA names) must equal moat's `cipher_suites` order.
+
 Expected differences: none on these targets. testssl.sh's -p and -E build their own ClientHellos
 ("via sockets") for what the local OpenSSL 3 cannot offer, like moat, so the suites OpenSSL 3
 lacks do not make it blind; and the servers here are OpenSSL 3 s_server, which cannot offer SSL
@@ -53,7 +56,7 @@ CIPHER_PROTOS = {"ssl2": "SSL 2.0", "ssl3": "SSL 3.0", "tls1": "TLS 1.0", "tls1_
 d = harness.tempdir()
 
 
-def testssl(port, name):
+def testssl(port, name, extra=()):
     """Runs testssl.sh -p -E (protocols, then every suite per protocol, via its own sockets for
     suites the local OpenSSL lacks) against 127.0.0.1:port. --fast is not used: it makes -E/-e
     use OpenSSL only, which would hide the legacy suites OpenSSL 3 cannot offer. Returns
@@ -61,7 +64,7 @@ def testssl(port, name):
     out = os.path.join(d, f"testssl-{name}.json")
     args = ["timeout", "120", TESTSSL, "--quiet", "--warnings", "off", "--color", "0",
             "-n", "none", "--ip", "127.0.0.1", "--openssl", OPENSSL, "--connect-timeout", "5",
-            "--openssl-timeout", "5", "-p", "-E", "--jsonfile", out, f"scan.test:{port}"]
+            "--openssl-timeout", "5", "-p", "-E", *extra, "--jsonfile", out, f"scan.test:{port}"]
     t0 = time.monotonic()
     r = harness.run(args, timeout=130)
     seconds = time.monotonic() - t0
@@ -80,6 +83,24 @@ def testssl(port, name):
             if proto in CIPHER_PROTOS:
                 ciphers.setdefault(CIPHER_PROTOS[proto], set()).add(int(hexcode, 16))
     return protocols, ciphers, seconds, findings
+
+
+# testssl.sh -P: "cipherorder_TLSv1_2" lists the suites in the order the server picks them
+# (IANA names with --mapping iana); "cipher_order" says whether the server imposes one.
+ORDER_PROTOS = {"SSLv3": "SSL 3.0", "TLSv1": "TLS 1.0", "TLSv1_1": "TLS 1.1", "TLSv1_2": "TLS 1.2",
+                "TLSv1_3": "TLS 1.3"}
+
+
+def testssl_order(findings):
+    """(server imposes an order: bool|None, {version: [IANA names in order]})."""
+    imposed = None
+    orders = {}
+    for f in findings:
+        if f["id"] == "cipher_order":
+            imposed = f["finding"].startswith("server")
+        elif f["id"].startswith("cipherorder_") and f["id"][len("cipherorder_"):] in ORDER_PROTOS:
+            orders[ORDER_PROTOS[f["id"][len("cipherorder_"):]]] = f["finding"].split()
+    return imposed, orders
 
 
 def moat_scan(port, name, ca):
@@ -103,12 +124,13 @@ def names(doc, codes):
 timings = []
 
 
-def compare(name, port, ca, expect_protocols, moat_only=None):
+def compare(name, port, ca, expect_protocols, moat_only=None, order=False):
     """moat vs testssl.sh on one target. `moat_only` maps a version to the suites (code points)
     that moat is documented to find and testssl.sh 3.0.8 is not; every other difference fails."""
     moat_only = moat_only or {}
     m_protos, m_ciphers, m_seconds, doc = moat_scan(port, name, ca)
-    t_protos, t_ciphers, t_seconds, _ = testssl(port, name)
+    t_protos, t_ciphers, t_seconds, t_findings = testssl(
+        port, name, ("-P", "--mapping", "iana") if order else ())
     timings.append((name, m_seconds, doc["seconds"] if doc else None, t_seconds))
     print(f"time {name}: moat scan {m_seconds:.3f} s wall ({doc['seconds'] if doc else float('nan'):.3f} s "
           f"self-reported), testssl.sh {t_seconds:.1f} s wall")
@@ -124,6 +146,16 @@ def compare(name, port, ca, expect_protocols, moat_only=None):
               f" ({len(m)} moat, {len(t)} testssl.sh)",
               f"moat only:     {names(doc, m - t)}\ntestssl only:  {[f'0x{c:04x}' for c in sorted(t - m)]}"
               f"\ndocumented moat-only: {names(doc, extra)}")
+    if order and doc:
+        imposed, orders = testssl_order(t_findings)
+        check(imposed is not None, f"{name}: testssl.sh says whether the server has an order")
+        for p in doc["protocols"]:
+            if not p["supported"] or len(p["cipher_suites"]) < 2:
+                continue
+            check_eq(p["server_order"], imposed, f"{name} {p['version']}: server order (moat vs testssl.sh)")
+            if imposed and p["version"] in orders:
+                check_eq([c["name"] for c in p["cipher_suites"]], orders[p["version"]],
+                         f"{name} {p['version']}: the server's order (moat vs testssl.sh)")
     return doc
 
 
@@ -167,6 +199,21 @@ compare("legacy-rsa-anon-null", legacy, ca, {"TLS 1.0", "TLS 1.1", "TLS 1.2"})
 # 4. TLS 1.3 only.
 tls13 = st.s_server(pki, extra=["-tls1_3"], chain=ca)
 compare("tls13-only", tls13, ca, {"TLS 1.3"})
+
+# 5. Server order: RSA 2048, TLS 1.2 + 1.3, -serverpref with a deliberately unsorted list, also
+#    compared with testssl.sh -P's "cipherorder_*" (the full order, per protocol).
+ordered = st.s_server(rsa, extra=["-serverpref", "-cipher",
+                                  "AES128-SHA:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES256-GCM-SHA384:"
+                                  "DHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-SHA",
+                                  "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384"],
+                      chain=ca)
+doc = compare("server-order", ordered, ca, {"TLS 1.2", "TLS 1.3"}, order=True)
+if doc:
+    tls12 = next(p for p in doc["protocols"] if p["version"] == "TLS 1.2")
+    check_eq([c["name"] for c in tls12["cipher_suites"]],
+             ["TLS_RSA_WITH_AES_128_CBC_SHA", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+              "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",
+              "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"], "server-order: TLS 1.2 in the configured order")
 
 total = time.monotonic() - t_script
 print("\ntimings (wall seconds)      moat scan   (self)   testssl.sh")

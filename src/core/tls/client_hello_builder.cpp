@@ -173,6 +173,7 @@ Result<std::vector<std::uint8_t>> build_client_hello(const ClientHelloSpec& spec
     if (spec.renegotiation_info) put_extension(ext, kExtRenegotiationInfo, Bytes{0});
     if (spec.extended_master_secret) put_extension(ext, kExtExtendedMasterSecret, {});
     if (spec.session_ticket) put_extension(ext, kExtSessionTicket, {});
+    if (spec.heartbeat) put_extension(ext, kExtHeartbeat, Bytes{1});  // peer_allowed_to_send
     if (!spec.supported_groups.empty()) {
       put_extension(ext, kExtSupportedGroups, u16_vector(spec.supported_groups));
       if (spec.ec_point_formats) put_extension(ext, kExtEcPointFormats, Bytes{1, 0});

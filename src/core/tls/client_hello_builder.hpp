@@ -34,6 +34,7 @@ constexpr std::uint16_t kSuiteFallbackScsv = 0x5600;                // RFC 7507
 constexpr std::uint16_t kExtEcPointFormats = 11;      // RFC 8422 5.1.2
 constexpr std::uint16_t kExtSessionTicket = 35;       // RFC 5077
 constexpr std::uint16_t kExtPskKeyExchangeModes = 45;  // RFC 8446 4.2.9
+constexpr std::uint16_t kExtHeartbeat = 15;            // RFC 6520 2
 
 // Compression methods (RFC 3749).
 constexpr std::uint8_t kCompressionNull = 0;
@@ -69,6 +70,7 @@ struct ClientHelloSpec {
   bool extended_master_secret = true;  // RFC 7627
   bool session_ticket = false;         // an empty session_ticket extension (RFC 5077 3.2)
   bool ec_point_formats = true;        // "uncompressed" only; written when groups are listed
+  bool heartbeat = false;              // heartbeat, peer_allowed_to_send (RFC 6520 2; Heartbleed)
   bool deflate = false;                // offer DEFLATE before null compression (CRIME probe)
   bool extensions = true;              // false: no extension block at all (classic SSL 3.0)
 };

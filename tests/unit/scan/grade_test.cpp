@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "core/tls/client_hello.hpp"
+#include "core/tls/sslv2.hpp"
 #include "scan/cipher_suites.hpp"
 
 namespace moat::scan {
@@ -77,6 +78,10 @@ const Case kCases[] = {
     {"modern_no_hsts", [](GradeInput&) {}, "A", ""},
     {"modern_hsts_2y", [](GradeInput& in) { in.hsts_max_age = 63072000; }, "A+", ""},
     {"hsts_short", [](GradeInput& in) { in.hsts_max_age = 86400; }, "A", ""},
+    {"ssl2", [](GradeInput& in) { in.versions.insert(in.versions.begin(), core::tls::kSsl20); }, "F",
+     "ssl2"},
+    {"heartbleed", [](GradeInput& in) { in.heartbleed = true; }, "F", "heartbleed"},
+    {"ccs_injection", [](GradeInput& in) { in.ccs_injection = true; }, "F", "ccs_injection"},
     {"tls10_tls11",
      [](GradeInput& in) {
        in.versions = {kTls10, kTls11, kTls12, kTls13};

@@ -140,3 +140,18 @@ TEST(ClientHelloBuilder, RefusesBadSpecs) {
 
 }  // namespace
 }  // namespace moat::core::tls
+
+namespace moat::core::tls {
+namespace {
+
+TEST(ClientHelloBuilder, HeartbeatExtensionOnlyWhenAsked) {
+  ClientHelloSpec spec;
+  spec.version = kTls12;
+  spec.cipher_suites = {0xc02f};
+  EXPECT_FALSE(parse(spec).hello().has_extension(kExtHeartbeat));
+  spec.heartbeat = true;
+  EXPECT_TRUE(parse(spec).hello().has_extension(kExtHeartbeat));
+}
+
+}  // namespace
+}  // namespace moat::core::tls
