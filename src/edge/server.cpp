@@ -52,6 +52,9 @@ Server::Server(ServerOptions options, std::shared_ptr<const EdgeSnapshot> snapsh
       seed = std::random_device{}() ^ (static_cast<std::uint64_t>(i) << 32);
     }
     w->random.seed(seed);
+    w->deadlines = std::make_unique<core::runtime::DeadlineWheel>(
+        pool_.worker(i).context().get_executor());
+    w->access_batch = std::make_unique<core::obs::BatchedLog>(*w->deadlines, kAccessBatchBytes);
     workers_.push_back(std::move(w));
   }
   auto& connections = metrics_.counter_family("moat_edge_connections_total",
@@ -121,7 +124,15 @@ Server::Server(ServerOptions options, std::shared_ptr<const EdgeSnapshot> snapsh
   health_ = std::make_unique<HealthChecker>(pool_.worker(0).context(), metrics_, 0);
 }
 
-Server::~Server() { pool_.stop(); }
+Server::~Server() {
+  pool_.stop();
+  flush_access_logs();
+}
+
+void Server::flush_access_logs() {
+  // Workers are stopped: their buffers are written, then detached from the log that dies first.
+  for (auto& w : workers_) w->access_batch->set_target(nullptr);
+}
 
 core::guard::LimiterSettings Server::guard_settings(const Limits& l) {
   core::guard::LimiterSettings s;
@@ -229,9 +240,6 @@ void Server::count_h2_defence(std::size_t worker, H2Defence defence) {
   h2_defences_[static_cast<int>(defence)].inc(worker);
 }
 
-void Server::write_access(std::string_view line) {
-  if (access_) access_->write(line);
-}
 
 asio::awaitable<void> Server::accept_loop(WorkerState& worker,
                                           std::shared_ptr<asio::ip::tcp::acceptor> acceptor,
@@ -304,6 +312,7 @@ int Server::run() {
     return 2;
   }
   access_ = std::move(*access);
+  for (auto& w : workers_) w->access_batch->set_target(access_.get());  // no session runs yet
 
   for (std::size_t t = 0; t < snapshot->tls->size(); ++t) {
     spdlog::info("edge: certificate {}{}", snapshot->tls->summary(t), t == 0 ? " (default)" : "");
@@ -364,6 +373,7 @@ int Server::run() {
   drain();
   if (admin_) admin_->stop();
   pool_.stop();
+  flush_access_logs();
   return 0;
 }
 

@@ -61,7 +61,6 @@ class Server {
   void count_h2_stream(std::size_t worker);
   void count_h2_client_reset(std::size_t worker);
   void count_h2_defence(std::size_t worker, H2Defence defence);
-  void write_access(std::string_view line);
   // The DDoS defences (core/guard), shared by every worker. Refusals are counted here.
   core::guard::Decision guard_handshake(std::size_t worker, const core::guard::ClientKey& key);
   core::guard::Decision guard_request(std::size_t worker, const core::guard::ClientKey& key);
@@ -76,6 +75,9 @@ class Server {
   // SIGTERM: stop accepting, close idle keep-alive connections, let requests in flight finish
   // within limits.drain_timeout, then end the rest.
   void drain();
+  void flush_access_logs();
+
+  static constexpr std::size_t kAccessBatchBytes = 64 * 1024;
 
   // Connections admitted under max_connections and the per-client caps (or refused); false when
   // the socket was closed at accept.

@@ -116,7 +116,7 @@ Session::Session(Server& server, WorkerState& worker, std::shared_ptr<const Edge
       config_(*snapshot_->config),
       tls_(tls),
       plain_(socket.get_executor()),
-      deadline_(socket.get_executor()),
+      deadline_(*worker.deadlines, &Session::on_deadline, this),
       client_key_(client_key) {
   asio::error_code ec;
   auto remote = socket.remote_endpoint(ec);
@@ -715,18 +715,17 @@ asio::awaitable<void> Session::tls_shutdown() {
 
 void Session::arm(std::chrono::milliseconds timeout) {
   timed_out_ = false;
-  deadline_.expires_after(timeout);
-  deadline_.async_wait([weak = weak_from_this()](const asio::error_code& ec) {
-    if (ec) return;
-    auto self = weak.lock();
-    if (!self) return;
-    self->timed_out_ = true;
-    asio::error_code ignored;
-    self->lowest().cancel(ignored);
-  });
+  deadline_.arm(timeout);
 }
 
-void Session::disarm() { deadline_.cancel(); }
+void Session::disarm() { deadline_.disarm(); }
+
+void Session::on_deadline(void* self) {
+  auto* session = static_cast<Session*>(self);
+  session->timed_out_ = true;
+  asio::error_code ignored;
+  session->lowest().cancel(ignored);
+}
 
 void Session::abort(bool in_flight_too) {
   draining_ = true;

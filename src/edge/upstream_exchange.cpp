@@ -136,7 +136,7 @@ void write_access_record(Server& server, WorkerState& worker, const DownstreamIn
   j.add("code", r.code);
   j.add("reason", r.reason);
   if (*r.limit != '\0') j.add("limit", r.limit);
-  server.write_access(j.view());
+  worker.access_batch->add(j.view());
   server.count_request(worker.index, r, std::chrono::duration<double>(duration).count());
 }
 
@@ -159,7 +159,12 @@ const Member* pick_member(const Pool& pool, std::size_t worker,
 
 UpstreamExchange::UpstreamExchange(Server& server, WorkerState& worker, const EdgeConfig& config,
                                    asio::any_io_executor executor)
-    : server_(server), worker_(worker), config_(config), socket_(executor), deadline_(executor) {}
+    : server_(server),
+      worker_(worker),
+      config_(config),
+      socket_(executor),
+      executor_(executor),
+      deadline_(*worker.deadlines, &UpstreamExchange::on_deadline, this) {}
 
 UpstreamExchange::~UpstreamExchange() {
   asio::error_code ignored;
@@ -250,7 +255,7 @@ asio::awaitable<std::optional<LocalReply>> UpstreamExchange::connect(const Membe
   }
   record.upstream_reused = false;
   record.phase = "connect";
-  socket_ = asio::ip::tcp::socket(deadline_.get_executor());
+  socket_ = asio::ip::tcp::socket(executor_);
   asio::ip::tcp::endpoint endpoint(core::runtime::to_asio(member.address), member.port);
   arm(config_.limits.connect_timeout);
   asio::error_code ec;
@@ -456,7 +461,7 @@ void UpstreamExchange::release(bool keep) {
   open_ = false;
   if (keep && reusable_) {
     worker_.upstreams.give_back(key_, std::move(socket_), config_.limits.max_idle_upstream);
-    socket_ = asio::ip::tcp::socket(deadline_.get_executor());
+    socket_ = asio::ip::tcp::socket(executor_);
     return;
   }
   asio::error_code ignored;
@@ -468,7 +473,7 @@ void UpstreamExchange::cancel() {
   reusable_ = false;
   asio::error_code ignored;
   socket_.cancel(ignored);
-  deadline_.cancel();
+  deadline_.disarm();
 }
 
 asio::awaitable<std::size_t> UpstreamExchange::read_some(asio::error_code& ec) {
@@ -482,15 +487,16 @@ asio::awaitable<std::size_t> UpstreamExchange::read_some(asio::error_code& ec) {
 
 void UpstreamExchange::arm(std::chrono::milliseconds timeout) {
   timed_out_ = false;
-  deadline_.expires_after(timeout);
-  deadline_.async_wait([this, alive = std::weak_ptr<int>(alive_)](const asio::error_code& ec) {
-    if (ec || alive.expired()) return;
-    timed_out_ = true;
-    asio::error_code ignored;
-    socket_.cancel(ignored);
-  });
+  deadline_.arm(timeout);
 }
 
-void UpstreamExchange::disarm() { deadline_.cancel(); }
+void UpstreamExchange::disarm() { deadline_.disarm(); }
+
+void UpstreamExchange::on_deadline(void* self) {
+  auto* exchange = static_cast<UpstreamExchange*>(self);
+  exchange->timed_out_ = true;
+  asio::error_code ignored;
+  exchange->socket_.cancel(ignored);
+}
 
 }  // namespace moat::edge

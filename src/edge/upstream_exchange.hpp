@@ -21,6 +21,7 @@
 #include <asio/steady_timer.hpp>
 
 #include "core/net/address.hpp"
+#include "core/runtime/deadline_wheel.hpp"
 #include "edge/chunked.hpp"
 #include "edge/config.hpp"
 
@@ -120,13 +121,14 @@ class UpstreamExchange {
   asio::awaitable<std::size_t> read_some(asio::error_code& ec);
   void arm(std::chrono::milliseconds timeout);
   void disarm();
+  static void on_deadline(void* self);
 
   Server& server_;
   WorkerState& worker_;
   const EdgeConfig& config_;
   asio::ip::tcp::socket socket_;
-  asio::steady_timer deadline_;
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // deadline callbacks check it
+  asio::any_io_executor executor_;
+  core::runtime::Deadline deadline_;  // on the worker's DeadlineWheel: no timer per request
   bool timed_out_ = false;
   bool cancelled_ = false;  // cancel() was called: failures after it are not the member's
   bool open_ = false;

@@ -10,7 +10,7 @@ import socket
 import urllib.request
 
 from harness import MOAT, SOURCE_DIR, check, check_eq, done, moat
-from edge_fixture import Edge, header, read_response, closed_by_peer
+from edge_fixture import Edge, header, read_response, closed_by_peer, wait_until
 
 edge = Edge()
 port = edge.https_port
@@ -153,7 +153,9 @@ if oks:
           "access record: TLS version, ALPN, bytes, upstream, request id", rec)
 two = [r for r in records if r.get("path") == "/two"]
 check(two and two[0]["upstream_reused"] is True, "second keep-alive request reused the upstream connection", two)
-redirects = [r for r in records if r.get("listener") == "http" and r.get("status") == 308]
+# Records are written in per-worker batches (100 ms): wait for the one asked about.
+redirects = wait_until(lambda: [r for r in edge.records()
+                                if r.get("listener") == "http" and r.get("status") == 308]) or []
 check(len(redirects) == 1, "the redirect has an access record", redirects)
 
 # ---- metrics and /healthz ------------------------------------------------------------------------

@@ -201,7 +201,7 @@ started = time.monotonic()
 check(wait_until(served_again, timeout=10), "after the ban (1 s) 127.0.0.1 is served again")
 check(time.monotonic() - started < 5, "the ban ended within a few seconds",
       time.monotonic() - started)
-banned_records = [r for r in edge2.records() if r.get("limit") in ("requests", "banned")]
+banned_records = wait_until(lambda: [r for r in edge2.records() if r.get("limit") in ("requests", "banned")])
 check(banned_records, "the ban's 429 is in the access log with its limit", edge2.records()[-3:])
 
 # ---- edge 3: the global cap ----------------------------------------------------------------------

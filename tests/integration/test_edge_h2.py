@@ -160,8 +160,8 @@ check_eq(header(echo, "Cookie"), "a=1; b=2", "cookie crumbs joined with '; ' (RF
 rid = header(echo, "X-Request-Id")
 check(rid is not None and len(rid) == 32, "X-Request-Id added", rid)
 check(f"x-request-id: {rid}" in head.lower(), "the same request id is returned", head)
-records = edge.wait_records(1)
-rec = [x for x in records if x["request_id"] == rid]
+rec = wait_until(lambda: [x for x in edge.records() if x["request_id"] == rid]) or []
+records = edge.records()
 check(len(rec) == 1, "one access record for the h2 request", records)
 if rec:
     rec = rec[0]
