@@ -144,11 +144,14 @@ class EdgeReader : public cc::YamlReader {
   void certificates(const YAML::Node& list, EdgeConfig& out) {
     for (const auto& item : list) {
       if (!expect_map(item, "a certificate")) continue;
-      check_keys(item, {"cert", "key"}, "certificate");
+      check_keys(item, {"cert", "key", "ocsp"}, "certificate");
       CertificateFiles c;
       c.cert = resolve_path(string(item, "cert", "certificate", true));
       c.key = resolve_path(string(item, "key", "certificate", true));
-      certificate_at_.push_back(at(item));
+      if (YAML::Node o = item["ocsp"]; present(o)) {
+        c.ocsp = resolve_path(string(item, "ocsp", "certificate", true));
+      }
+      c.at = at(item);
       out.certificates.push_back(std::move(c));
     }
     if (out.certificates.empty()) error(at(list), "edge.certificates must not be empty");
@@ -431,7 +434,9 @@ class EdgeReader : public cc::YamlReader {
                 "handshakes_per_second_per_client", "handshake_burst_per_client",
                 "requests_per_second_per_client", "request_burst_per_client", "ban_after_trips",
                 "ban_window", "ban_time", "ban_time_max", "client_prefix_v4", "client_prefix_v6",
-                "max_tracked_clients"},
+                "max_tracked_clients", "h2_max_concurrent_streams", "h2_initial_window_size",
+                "h2_max_continuations", "h2_resets_per_second", "h2_reset_burst",
+                "h2_settings_per_second", "h2_pings_per_second"},
                "edge.limits");
     Limits& x = out.limits;
     for (auto [key, field] : {std::pair{"handshake_timeout", &x.handshake_timeout},
@@ -478,6 +483,45 @@ class EdgeReader : public cc::YamlReader {
       if (auto v = number(n, "max_idle_upstream", 100'000)) x.max_idle_upstream = *v;
     }
     guard_limits(l, x);
+    h2_limits(l, x);
+  }
+
+  // HTTP/2 (H2Limits). Every value at least 1: a zero would refuse every stream, or make the
+  // first reset, SETTINGS or PING a flood.
+  void h2_limits(const YAML::Node& l, Limits& x) {
+    struct Count {
+      const char* key;
+      std::uint32_t* field;
+      std::uint64_t min;
+      std::uint64_t max;
+    };
+    for (auto c : {Count{"h2_max_concurrent_streams", &x.h2_max_concurrent_streams, 1, 10'000},
+                   Count{"h2_max_continuations", &x.h2_max_continuations, 1, 1'000},
+                   Count{"h2_resets_per_second", &x.h2_resets_per_second, 1, 100'000},
+                   Count{"h2_reset_burst", &x.h2_reset_burst, 1, 1'000'000},
+                   Count{"h2_settings_per_second", &x.h2_settings_per_second, 1, 10'000},
+                   Count{"h2_pings_per_second", &x.h2_pings_per_second, 1, 10'000}}) {
+      if (YAML::Node n = l[c.key]; present(n)) {
+        if (auto v = number(n, c.key, c.max)) {
+          if (*v < c.min) {
+            error(at(n), fmt::format("{} must be between {} and {}", c.key, c.min, c.max));
+          } else {
+            *c.field = static_cast<std::uint32_t>(*v);
+          }
+        }
+      }
+    }
+    // RFC 9113 6.5.2: at least the 65,535 default; at most 16MiB so that the connection window
+    // (four times it) stays below 2^31-1.
+    if (YAML::Node n = l["h2_initial_window_size"]; present(n)) {
+      if (auto v = size(n, "h2_initial_window_size")) {
+        if (*v < 65'535 || *v > (16ULL << 20)) {
+          error(at(n), "h2_initial_window_size must be between 65535 bytes and 16MiB");
+        } else {
+          x.h2_initial_window_size = static_cast<std::uint32_t>(*v);
+        }
+      }
+    }
   }
 
   // The DDoS defences: caps, budgets and bans (core/guard). 0 disables a cap, a rate or bans.
@@ -545,7 +589,6 @@ class EdgeReader : public cc::YamlReader {
   }
 
   std::string base_dir_;
-  std::vector<cc::Location> certificate_at_;
 };
 
 EdgeConfigLoad load_document(cc::YamlDocument doc, const std::string& name,

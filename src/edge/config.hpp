@@ -21,9 +21,13 @@ namespace moat::edge {
 using std::chrono::milliseconds;
 
 // One certificate with its key; the TLS layer picks one per connection by SNI (edge/tls.hpp).
+// Certificates whose leaves carry the same names and differ in key type (RSA, ECDSA) form one
+// group, served by client capability.
 struct CertificateFiles {
   std::string cert;  // PEM: leaf first, then the intermediates
   std::string key;   // PEM private key
+  std::string ocsp;  // optional: a DER OCSPResponse to staple (`openssl ocsp -respout`)
+  core::config::Location at;  // the list item, for errors found when the files are loaded
 };
 
 struct PoolState;  // edge/balancer.hpp: health and balancing state, attached by the Server
@@ -132,6 +136,15 @@ struct Limits {
   unsigned client_prefix_v4 = 24;
   unsigned client_prefix_v6 = 64;
   std::size_t max_tracked_clients = 100'000;  // the guard's table; the stalest idle are evicted
+
+  // HTTP/2 (edge/h2/h2_connection.hpp H2Limits); over a rate: GOAWAY(ENHANCE_YOUR_CALM).
+  std::uint32_t h2_max_concurrent_streams = 100;     // SETTINGS_MAX_CONCURRENT_STREAMS
+  std::uint32_t h2_initial_window_size = 1 << 20;    // per stream; the connection gets 4x
+  std::uint32_t h2_max_continuations = 8;            // CONTINUATION frames after one HEADERS
+  std::uint32_t h2_resets_per_second = 10;           // client resets (rapid reset), refill...
+  std::uint32_t h2_reset_burst = 100;                // ...and bucket size
+  std::uint32_t h2_settings_per_second = 20;
+  std::uint32_t h2_pings_per_second = 20;
 };
 
 struct EdgeConfig {

@@ -17,7 +17,18 @@ int run(const RunOptions& options, std::ostream& out, std::ostream& err) {
   // config the server then refuses to start with.
   auto snapshot = make_snapshot(load.config);
   if (!snapshot) {
-    err << fmt::format("{}: error: {}\n", options.config_path, snapshot.error().message);
+    // Certificate errors already carry their file:line:column; others get the config's name.
+    const std::string& message = snapshot.error().message;
+    const std::string located = options.config_path + ":";
+    if (message.rfind(located, 0) == 0) {
+      const std::size_t end = message.find(": ", located.size());
+      err << (end == std::string::npos
+                  ? message
+                  : fmt::format("{}: error: {}", message.substr(0, end), message.substr(end + 2)))
+          << '\n';
+    } else {
+      err << fmt::format("{}: error: {}\n", options.config_path, message);
+    }
     return kExitFailed;
   }
   if (options.check_only) {

@@ -50,6 +50,13 @@ H2Limits h2_limits_for(const Limits& limits) {
   h.max_header_block_bytes = limits.max_header_bytes + 4096;
   h.max_body_bytes = limits.max_body_bytes;
   h.max_requests = limits.max_requests_per_connection;
+  h.max_concurrent_streams = limits.h2_max_concurrent_streams;
+  h.initial_window_size = limits.h2_initial_window_size;
+  h.max_continuations = limits.h2_max_continuations;
+  h.resets_per_second = limits.h2_resets_per_second;
+  h.reset_burst = limits.h2_reset_burst;
+  h.max_settings_per_second = limits.h2_settings_per_second;
+  h.max_pings_per_second = limits.h2_pings_per_second;
   return h;
 }
 

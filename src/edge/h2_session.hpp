@@ -26,7 +26,7 @@
 
 namespace moat::edge {
 
-// The HTTP/2 limits of a connection from the edge's limits (the rest are H2Limits' defaults).
+// The HTTP/2 limits of a connection from the edge's limits (all come from limits:).
 H2Limits h2_limits_for(const Limits& limits);
 
 class H2Session : public std::enable_shared_from_this<H2Session>, public H2Handler {

@@ -22,6 +22,16 @@
 
 namespace moat::edge {
 
+namespace {
+
+void log_tls_groups(const TlsContexts& tls) {
+  const bool pq = tls.groups() == kGroupsWithPq;
+  spdlog::info("edge: TLS groups {}{}", tls.groups(),
+               pq ? "" : " (this OpenSSL has no X25519MLKEM768: classical groups only)");
+}
+
+}  // namespace
+
 core::Result<std::shared_ptr<const EdgeSnapshot>> make_snapshot(
     std::shared_ptr<const EdgeConfig> config) {
   auto tls = TlsContexts::build(*config);
@@ -278,8 +288,11 @@ bool Server::reload() {
   }
   auto next = make_snapshot(load.config);
   if (!next) {
-    spdlog::error("reload: {}: {}; the running config stays", options_.config_path,
-                  next.error().message);
+    // Errors about one certificate already start with "file:line:column: ".
+    const std::string& message = next.error().message;
+    const bool located = message.rfind(options_.config_path + ":", 0) == 0;
+    spdlog::error("reload: {}{}{}; the running config stays", located ? "" : options_.config_path,
+                  located ? "" : ": ", message);
     reloads_->labels({"rejected"}).inc(main_shard);
     return false;
   }
@@ -300,6 +313,9 @@ bool Server::reload() {
   reloads_->labels({"applied"}).inc(main_shard);
   spdlog::info("reload: {} applied ({} routes, {} certificates)", options_.config_path,
                load.config->routes.size(), load.config->certificates.size());
+  for (std::size_t t = 0; t < (*next)->tls->size(); ++t) {
+    spdlog::info("reload: certificate {}{}", (*next)->tls->summary(t), t == 0 ? " (default)" : "");
+  }
   return true;
 }
 
@@ -317,6 +333,7 @@ int Server::run() {
   for (std::size_t t = 0; t < snapshot->tls->size(); ++t) {
     spdlog::info("edge: certificate {}{}", snapshot->tls->summary(t), t == 0 ? " (default)" : "");
   }
+  log_tls_groups(*snapshot->tls);
   // Every worker gets its own socket on each listen address (SO_REUSEPORT).
   auto listen = [&](const std::string& address, bool tls) -> bool {
     auto endpoint = core::runtime::parse_listen_address(address);

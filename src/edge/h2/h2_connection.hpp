@@ -20,8 +20,8 @@ struct nghttp2_session;
 
 namespace moat::edge {
 
-// HTTP/2 limits. Not in the config file yet: these defaults are what every connection uses
-// (max_header_list_bytes and max_body_bytes come from the edge's limits).
+// HTTP/2 limits. The edge fills them from its `limits:` (edge/h2_session.cpp h2_limits_for);
+// these defaults are the config's defaults, and what the fuzz target uses.
 struct H2Limits {
   std::uint32_t max_concurrent_streams = 100;  // SETTINGS_MAX_CONCURRENT_STREAMS
   std::uint32_t initial_window_size = 1 << 20;  // per stream, for request bodies

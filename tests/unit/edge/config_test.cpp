@@ -1,4 +1,5 @@
 #include "edge/config.hpp"
+#include "edge/h2_session.hpp"
 
 #include <gtest/gtest.h>
 
@@ -296,6 +297,104 @@ TEST(EdgeConfig, StatusRanges) {
   EXPECT_FALSE(status("600").config);
   EXPECT_FALSE(status("2xx").config);
   EXPECT_FALSE(status("200,201,202,203,204,205,206,207,208").config);  // more than 8
+}
+
+}  // namespace
+}  // namespace moat::edge
+
+namespace moat::edge {
+namespace {
+
+TEST(EdgeConfig, CertificateOcspAndLocation) {
+  auto l = load("moat: gateway/v1\nedge:\n  listen_https: [127.0.0.1:8443]\n"
+                "  certificates:\n"
+                "    - {cert: a.crt, key: a.key}\n"
+                "    - {cert: a-rsa.crt, key: a-rsa.key, ocsp: a-rsa.ocsp.der}\n"
+                "  pools: [{name: app, members: [\"127.0.0.1:9000\"]}]\n"
+                "  routes: [{pool: app}]\n");
+  ASSERT_TRUE(l.config) << errors(l);
+  const auto& certs = l.config->certificates;
+  ASSERT_EQ(certs.size(), 2u);
+  EXPECT_EQ(certs[0].ocsp, "");
+  EXPECT_EQ(certs[1].ocsp, "/etc/moat/a-rsa.ocsp.der");
+  // TLS errors found when the files are loaded point at the list item.
+  EXPECT_EQ(certs[1].at.file, "edge.yaml");
+  EXPECT_EQ(certs[1].at.line, 6);
+  EXPECT_EQ(certs[1].at.column, 7);
+
+  auto typo = load("moat: gateway/v1\nedge:\n  listen_https: [127.0.0.1:8443]\n"
+                   "  certificates: [{cert: a.crt, key: a.key, oscp: a.der}]\n"
+                   "  pools: [{name: app, members: [\"127.0.0.1:9000\"]}]\n"
+                   "  routes: [{pool: app}]\n");
+  EXPECT_FALSE(typo.config);
+  EXPECT_NE(errors(typo).find("did you mean 'ocsp'"), std::string::npos) << errors(typo);
+}
+
+TEST(EdgeConfig, H2LimitDefaults) {
+  auto l = load(kHead + "  routes: [{pool: app}]\n");
+  ASSERT_TRUE(l.config) << errors(l);
+  const Limits& x = l.config->limits;
+  EXPECT_EQ(x.h2_max_concurrent_streams, 100u);
+  EXPECT_EQ(x.h2_initial_window_size, 1u << 20);
+  EXPECT_EQ(x.h2_max_continuations, 8u);
+  EXPECT_EQ(x.h2_resets_per_second, 10u);
+  EXPECT_EQ(x.h2_reset_burst, 100u);
+  EXPECT_EQ(x.h2_settings_per_second, 20u);
+  EXPECT_EQ(x.h2_pings_per_second, 20u);
+}
+
+TEST(EdgeConfig, H2LimitKeys) {
+  auto l = load(kHead + "  routes: [{pool: app}]\n  limits:\n    h2_max_concurrent_streams: 7\n" +
+                "    h2_initial_window_size: 256KiB\n    h2_max_continuations: 2\n"
+                "    h2_resets_per_second: 5\n    h2_reset_burst: 50\n"
+                "    h2_settings_per_second: 3\n    h2_pings_per_second: 4\n");
+  ASSERT_TRUE(l.config) << errors(l);
+  const Limits& x = l.config->limits;
+  EXPECT_EQ(x.h2_max_concurrent_streams, 7u);
+  EXPECT_EQ(x.h2_initial_window_size, 256u * 1024u);
+  EXPECT_EQ(x.h2_max_continuations, 2u);
+  EXPECT_EQ(x.h2_resets_per_second, 5u);
+  EXPECT_EQ(x.h2_reset_burst, 50u);
+  EXPECT_EQ(x.h2_settings_per_second, 3u);
+  EXPECT_EQ(x.h2_pings_per_second, 4u);
+}
+
+TEST(EdgeConfig, H2LimitErrorsAreLocated) {
+  auto bad = [](const std::string& limits) {
+    auto l = load(kHead + "  routes: [{pool: app}]\n  limits:\n" + limits);
+    EXPECT_FALSE(l.config) << limits;
+    return errors(l);
+  };
+  EXPECT_NE(bad("    h2_max_concurrent_streams: 0\n")
+                .find("edge.yaml:8:32: error: h2_max_concurrent_streams must be between 1 and "
+                      "10000"),
+            std::string::npos)
+      << bad("    h2_max_concurrent_streams: 0\n");
+  EXPECT_NE(bad("    h2_max_concurrent_streams: 100000\n").find("edge.yaml:8:"),
+            std::string::npos);
+  EXPECT_NE(bad("    h2_reset_burst: 0\n").find("h2_reset_burst must be between 1"),
+            std::string::npos);
+  EXPECT_NE(bad("    h2_initial_window_size: 1KiB\n")
+                .find("edge.yaml:8:29: error: h2_initial_window_size must be between 65535 "
+                      "bytes and 16MiB"),
+            std::string::npos)
+      << bad("    h2_initial_window_size: 1KiB\n");
+  EXPECT_NE(bad("    h2_initial_window_size: 1GiB\n").find("h2_initial_window_size"),
+            std::string::npos);
+  EXPECT_NE(bad("    h2_max_concurent_streams: 5\n").find("did you mean 'h2_max_concurrent_streams'"),
+            std::string::npos);
+  EXPECT_NE(bad("    h2_pings_per_second: -1\n").find("h2_pings_per_second"), std::string::npos);
+}
+
+TEST(EdgeConfig, H2LimitsReachTheConnection) {
+  auto l = load(kHead + "  routes: [{pool: app}]\n  limits:\n    h2_max_concurrent_streams: 7\n" +
+                "    h2_resets_per_second: 5\n    max_header_bytes: 16KiB\n");
+  ASSERT_TRUE(l.config) << errors(l);
+  H2Limits h = h2_limits_for(l.config->limits);
+  EXPECT_EQ(h.max_concurrent_streams, 7u);
+  EXPECT_EQ(h.resets_per_second, 5u);
+  EXPECT_EQ(h.reset_burst, 100u);
+  EXPECT_EQ(h.max_header_list_bytes, 16u * 1024u);
 }
 
 }  // namespace
