@@ -203,7 +203,9 @@ class FakeTlsServer:
                    payload_length bytes of "memory" (CVE-2014-0160);
       "heartbeat"  echoes the heartbeat extension, but discards bad requests (RFC 6520 4);
       "ccs"        accepts an early ChangeCipherSpec and fails to decrypt what follows with
-                   decryption_failed(21) (CVE-2014-0224); otherwise unexpected_message(10).
+                   decryption_failed(21) (CVE-2014-0224); otherwise unexpected_message(10);
+      "deflate"    picks DEFLATE (1) when the hello offers it (TLS compression, CRIME);
+      "insecure_renegotiation"  never answers renegotiation_info (no RFC 5746).
     The handshake never completes (no key exchange); OpenSSL's chain fetch fails."""
 
     SUITES = (0x009C, 0x002F)
@@ -267,6 +269,7 @@ class FakeTlsServer:
         n = int.from_bytes(msg[at:at + 2], "big")
         suites = [int.from_bytes(msg[i:i + 2], "big") for i in range(at + 2, at + 2 + n, 2)]
         at += 2 + n
+        methods = msg[at + 1:at + 1 + msg[at]]
         at += 1 + msg[at]  # compression methods
         extensions = {}
         if at + 2 <= len(msg):
@@ -289,11 +292,12 @@ class FakeTlsServer:
             return self._alert(conn, 40)
         heartbeat = 15 in extensions and self.modes & {"heartbleed", "heartbeat"}
         ext = b""
-        if 0xFF01 in extensions or 0x00FF in suites:
+        if (0xFF01 in extensions or 0x00FF in suites) and "insecure_renegotiation" not in self.modes:
             ext += b"\xff\x01\x00\x01\x00"
         if heartbeat:
             ext += b"\x00\x0f\x00\x01\x01"
-        hello = (b"\x03\x03" + os.urandom(32) + b"\x00" + chosen.to_bytes(2, "big") + b"\x00" +
+        compression = b"\x01" if "deflate" in self.modes and 1 in methods else b"\x00"
+        hello = (b"\x03\x03" + os.urandom(32) + b"\x00" + chosen.to_bytes(2, "big") + compression +
                  len(ext).to_bytes(2, "big") + ext)
         cert = len(self.cert).to_bytes(3, "big") + self.cert
         cert = len(cert).to_bytes(3, "big") + cert
