@@ -127,7 +127,9 @@ std::string render_text(const ScanResult& r, bool color) {
   }
   for (const auto& p : r.protocols) {
     if (!p.supported || p.version == core::tls::kSsl20) continue;
-    std::string order = !p.server_order ? "one suite" : *p.server_order ? "server order" : "client order";
+    std::string order = p.server_order ? (*p.server_order ? "server order" : "client order")
+                        : p.suites.size() == 1        ? "one suite"
+                                                      : "order not tested";
     out += fmt::format("\nCipher suites, {} ({})\n", version_name(p.version), order);
     for (auto id : p.suites) {
       auto s = find_cipher_suite(id);
