@@ -38,6 +38,7 @@ using asio::use_awaitable;
 namespace {
 
 constexpr std::size_t kReadChunk = 16 * 1024;
+constexpr std::size_t kIdleReadChunk = 2 * 1024;
 
 using core::runtime::to_asio;
 
@@ -666,7 +667,10 @@ asio::awaitable<void> Session::reply_local(int status, const char* code, std::st
 
 asio::awaitable<std::size_t> Session::client_read(std::size_t limit, asio::error_code& ec) {
   const std::size_t old = in_.size();
-  const std::size_t want = std::max<std::size_t>(1, std::min(limit, kReadChunk));
+  // A connection waiting for its next request holds a small buffer, not a full chunk: idle
+  // keep-alive connections are the ones there are many of.
+  const std::size_t chunk = old == 0 ? kIdleReadChunk : kReadChunk;
+  const std::size_t want = std::max<std::size_t>(1, std::min(limit, chunk));
   in_.resize(old + want);
   std::size_t n = 0;
   if (tls_) {
