@@ -1,7 +1,9 @@
 #include "edge/config.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
+#include <functional>
 #include <optional>
 
 #include <fmt/format.h>
@@ -375,7 +377,7 @@ class EdgeReader : public cc::YamlReader {
   void routes(const YAML::Node& list, EdgeConfig& out) {
     for (const auto& item : list) {
       if (!expect_map(item, "a route")) continue;
-      check_keys(item, {"host", "path_prefix", "pool"}, "route");
+      check_keys(item, {"host", "path_prefix", "pool", "rate_limit"}, "route");
       Route r;
       r.host_text = string(item, "host", "route", false);
       if (!r.host_text.empty() && r.host_text != "*") {
@@ -415,6 +417,10 @@ class EdgeReader : public cc::YamlReader {
         r.pool = static_cast<std::size_t>(it - out.pools.begin());
       }
       r.label = (r.host ? r.host->text : std::string("*")) + r.path_prefix;
+      r.limit_id = std::hash<std::string>{}(r.label);
+      if (YAML::Node rl = item["rate_limit"]; present(rl) && expect_map(rl, "rate_limit")) {
+        route_rate_limit(rl, r);
+      }
       for (const auto& other : out.routes) {
         if (other.label == r.label) {
           error(at(item), fmt::format("duplicate route '{}'", r.label));
@@ -423,6 +429,54 @@ class EdgeReader : public cc::YamlReader {
       }
       out.routes.push_back(std::move(r));
     }
+  }
+
+  // rate_limit: {requests_per_second: N, burst: M}; the burst defaults to twice the rate.
+  void route_rate_limit(const YAML::Node& rl, Route& r) {
+    check_keys(rl, {"requests_per_second", "burst"}, "rate_limit");
+    YAML::Node rate = rl["requests_per_second"];
+    if (!present(rate)) {
+      error(at(rl), "rate_limit needs requests_per_second", "e.g. {requests_per_second: 10}");
+      return;
+    }
+    auto per_second = number(rate, "requests_per_second", 10'000'000);
+    if (!per_second) return;
+    if (*per_second == 0) {
+      error(at(rate), "requests_per_second must be more than zero (leave rate_limit out)");
+      return;
+    }
+    std::uint64_t burst = 2 * *per_second;
+    if (YAML::Node b = rl["burst"]; present(b)) {
+      auto v = number(b, "burst", 100'000'000);
+      if (!v) return;
+      if (*v == 0) {
+        error(at(b), "burst must be at least 1");
+        return;
+      }
+      burst = *v;
+    }
+    r.requests_per_second = static_cast<double>(*per_second);
+    r.burst = static_cast<double>(burst);
+  }
+
+  // "1KiB/s", "500/s", "500" (bytes per second).
+  std::optional<std::uint64_t> byte_rate(const YAML::Node& node, std::string_view what) {
+    std::string s = node.IsScalar() ? node.Scalar() : "";
+    if (s.size() > 2 && s.compare(s.size() - 2, 2, "/s") == 0) s.resize(s.size() - 2);
+    std::size_t digits = 0;
+    while (digits < s.size() && std::isdigit(static_cast<unsigned char>(s[digits]))) ++digits;
+    const std::string unit = s.substr(digits);
+    std::uint64_t scale = 0;
+    if (unit.empty() || unit == "B") scale = 1;
+    else if (unit == "KiB") scale = 1024;
+    else if (unit == "MiB") scale = 1024 * 1024;
+    if (digits == 0 || digits > 9 || scale == 0) {
+      error(at(node),
+            fmt::format("{} '{}' is not a rate", what, node.IsScalar() ? node.Scalar() : ""),
+            "bytes per second, e.g. 1KiB/s or 500/s; 0 turns it off");
+      return std::nullopt;
+    }
+    return std::stoull(s.substr(0, digits)) * scale;
   }
 
   void limits(const YAML::Node& l, EdgeConfig& out) {
@@ -436,7 +490,9 @@ class EdgeReader : public cc::YamlReader {
                 "ban_window", "ban_time", "ban_time_max", "client_prefix_v4", "client_prefix_v6",
                 "max_tracked_clients", "h2_max_concurrent_streams", "h2_initial_window_size",
                 "h2_max_continuations", "h2_resets_per_second", "h2_reset_burst",
-                "h2_settings_per_second", "h2_pings_per_second"},
+                "h2_settings_per_second", "h2_pings_per_second", "send_timeout",
+                "min_body_rate", "body_rate_grace", "overload_lag", "overload_memory",
+                "max_route_limit_entries"},
                "edge.limits");
     Limits& x = out.limits;
     for (auto [key, field] : {std::pair{"handshake_timeout", &x.handshake_timeout},
@@ -447,7 +503,8 @@ class EdgeReader : public cc::YamlReader {
                               std::pair{"drain_timeout", &x.drain_timeout},
                               std::pair{"ban_window", &x.ban_window},
                               std::pair{"ban_time", &x.ban_time},
-                              std::pair{"ban_time_max", &x.ban_time_max}}) {
+                              std::pair{"ban_time_max", &x.ban_time_max},
+                              std::pair{"send_timeout", &x.send_timeout}}) {
       if (YAML::Node n = l[key]; present(n)) {
         if (auto v = duration(n, key)) {
           if (v->count() == 0) error(at(n), fmt::format("{} must be more than zero", key));
@@ -484,6 +541,32 @@ class EdgeReader : public cc::YamlReader {
     }
     guard_limits(l, x);
     h2_limits(l, x);
+    defence_limits(l, x);
+  }
+
+  // Slow clients and overload; 0 turns min_body_rate, overload_lag and overload_memory off.
+  void defence_limits(const YAML::Node& l, Limits& x) {
+    if (YAML::Node n = l["min_body_rate"]; present(n)) {
+      if (auto v = byte_rate(n, "min_body_rate")) x.min_body_rate = *v;
+    }
+    if (YAML::Node n = l["body_rate_grace"]; present(n)) {
+      if (auto v = duration(n, "body_rate_grace")) x.body_rate_grace = *v;
+    }
+    if (YAML::Node n = l["overload_lag"]; present(n)) {
+      if (auto v = duration(n, "overload_lag")) x.overload_lag = *v;
+    }
+    if (YAML::Node n = l["overload_memory"]; present(n)) {
+      if (auto v = size(n, "overload_memory")) x.overload_memory = *v;
+    }
+    if (YAML::Node n = l["max_route_limit_entries"]; present(n)) {
+      if (auto v = number(n, "max_route_limit_entries", 100'000'000)) {
+        if (*v == 0) {
+          error(at(n), "max_route_limit_entries must be more than zero");
+        } else {
+          x.max_route_limit_entries = *v;
+        }
+      }
+    }
   }
 
   // HTTP/2 (H2Limits). Every value at least 1: a zero would refuse every stream, or make the

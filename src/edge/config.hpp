@@ -105,6 +105,10 @@ struct Route {
   std::string pool_name;
   std::size_t pool = 0;  // index into EdgeConfig::pools
   std::string label;     // "host/prefix" for logs and metrics
+  // rate_limit: a token bucket per client (prefix) and route; 0 = none. Over it: 429.
+  double requests_per_second = 0;
+  double burst = 0;
+  std::uint64_t limit_id = 0;  // hash of the label: buckets survive a reload of the same route
 };
 
 struct Limits {
@@ -136,6 +140,14 @@ struct Limits {
   unsigned client_prefix_v4 = 24;
   unsigned client_prefix_v6 = 64;
   std::size_t max_tracked_clients = 100'000;  // the guard's table; the stalest idle are evicted
+
+  // Slow clients and overload (docs/edge.md "DDoS defences").
+  milliseconds send_timeout{60'000};  // a write to the client with no progress (slow read)
+  std::uint64_t min_body_rate = 1024;  // bytes/s averaged over the body (slow POST); 0: off
+  milliseconds body_rate_grace{5'000};  // from the start of the body, before the rate applies
+  milliseconds overload_lag{500};  // event-loop lag that sheds new work (2 ticks in a row); 0: off
+  std::uint64_t overload_memory = 0;  // resident bytes that shed new work; 0: off
+  std::size_t max_route_limit_entries = 100'000;  // per-route rate-limit buckets (all routes)
 
   // HTTP/2 (edge/h2/h2_connection.hpp H2Limits); over a rate: GOAWAY(ENHANCE_YOUR_CALM).
   std::uint32_t h2_max_concurrent_streams = 100;     // SETTINGS_MAX_CONCURRENT_STREAMS

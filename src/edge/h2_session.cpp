@@ -177,6 +177,7 @@ asio::awaitable<void> H2Session::read_loop() {
     std::size_t n = co_await stream_.async_read_some(asio::buffer(buffer),
                                                      asio::redirect_error(use_awaitable, ec));
     if (ec || n == 0) break;
+    received_ += n;
     bool ok = connection_->receive(std::string_view(buffer.data(), n));
     wake_writer();
     if (!ok) {  // a GOAWAY is queued: the writer sends it, then the connection closes
@@ -196,9 +197,10 @@ asio::awaitable<void> H2Session::write_loop() {
     out.clear();
     if (!connection_->send(out, kWriteBatch)) break;
     if (!out.empty()) {
-      // Slow read: a client that does not take its bytes within idle_timeout is dropped.
+      // Slow read: a client that does not take a batch (at most kWriteBatch) within
+      // send_timeout is dropped, with every stream on it.
       write_timed_out_ = false;
-      write_deadline_.expires_after(config_.limits.idle_timeout);
+      write_deadline_.expires_after(config_.limits.send_timeout);
       write_deadline_.async_wait(
           [this, alive = std::weak_ptr<int>(alive_)](const asio::error_code& e) {
             if (e || alive.expired()) return;
@@ -210,6 +212,7 @@ asio::awaitable<void> H2Session::write_loop() {
       co_await asio::async_write(stream_, asio::buffer(out),
                                  asio::redirect_error(use_awaitable, ec));
       write_deadline_.cancel();
+      if (write_timed_out_) server_.count_send_timeout(worker_.index);
       if (ec || write_timed_out_) break;
       continue;
     }
@@ -251,14 +254,38 @@ asio::awaitable<void> H2Session::watch() {
       }
     } else {
       std::vector<std::int32_t> overdue;
+      std::vector<std::int32_t> awaiting_body;
       connection_->for_each_incomplete([&](std::int32_t id, bool headers_done,
                                            Clock::time_point last_input) {
         const auto allowed = headers_done ? limits.idle_timeout : limits.header_timeout;
-        if (now - last_input >= allowed) overdue.push_back(id);
+        if (now - last_input >= allowed) {
+          overdue.push_back(id);
+        } else if (headers_done) {
+          awaiting_body.push_back(id);
+        }
       });
+      // min_body_rate (slow POST): while bodies are awaited, the connection must bring at least
+      // that many bytes per second on average, after body_rate_grace.
+      if (awaiting_body.empty() || limits.min_body_rate == 0) {
+        body_wait_since_.reset();
+      } else if (!body_wait_since_) {
+        body_wait_since_ = now;
+        body_wait_bytes_ = received_;
+      } else if (now - *body_wait_since_ >= limits.body_rate_grace) {
+        const auto elapsed_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(now - *body_wait_since_).count();
+        const std::uint64_t got = received_ - body_wait_bytes_;
+        if (got * 1000 < limits.min_body_rate * static_cast<std::uint64_t>(elapsed_ms)) {
+          for (std::int32_t id : awaiting_body) {
+            overdue.push_back(id);
+            server_.count_slow_body(worker_.index);
+          }
+          body_wait_since_.reset();
+        }
+      }
       for (auto& [id, s] : streams_) {
         if (!s->closed && connection_->buffered(id) > 0 &&
-            now - s->last_progress >= limits.idle_timeout) {
+            now - s->last_progress >= limits.send_timeout) {
           overdue.push_back(id);
           s->record.termination = "timeout";
           s->record.code = "send_timeout";
@@ -336,9 +363,15 @@ asio::awaitable<void> H2Session::serve_stream(std::shared_ptr<Stream> stream) {
     r.code = "client_reset";
     if (r.reason.empty()) r.reason = "stream reset by the client";
   } else if (closed_ && std::string_view(r.termination).empty()) {
-    r.termination = "client";
-    r.code = "client_closed";
-    r.reason = "connection closed before the response ended";
+    if (write_timed_out_) {
+      r.termination = "timeout";
+      r.code = "send_timeout";
+      r.reason = "the client did not take the response in time";
+    } else {
+      r.termination = "client";
+      r.code = "client_closed";
+      r.reason = "connection closed before the response ended";
+    }
   }
   r.bytes_out = s.head_bytes + s.sent;
   write_access_record(server_, worker_, who_, r);
@@ -361,6 +394,16 @@ asio::awaitable<void> H2Session::serve_phases(Stream& s) {
   r.phase = "request";
   if (s.closed) co_return;  // reset before it was served: nothing goes upstream
 
+  // Overload: new work is refused (503), old work finishes; GOAWAY so no new stream follows.
+  if (server_.overloaded(worker_.index)) {
+    server_.count_overload_rejection(worker_.index);
+    r.phase = "limit";
+    r.limit = "overload";
+    reply_local(s, 503, "overloaded", "the edge is overloaded, try again", "proxy",
+                {{"retry-after", "1"}});
+    connection_->shut_down();
+    co_return;
+  }
   // The client's request budget, shared with HTTP/1.1: 429 with Retry-After.
   auto d = server_.guard_request(worker_.index, client_key_);
   if (!d.allowed()) {
@@ -519,6 +562,15 @@ bool H2Session::check_request(Stream& s) {
   }
   r.route = route->label.c_str();
   r.pool = config_.pools[route->pool].name.c_str();
+  // The route's rate_limit (edge/route_limiter.hpp), as for HTTP/1.1.
+  if (const std::int64_t retry = server_.route_limit(worker_.index, *route, client_key_);
+      retry != 0) {
+    r.phase = "limit";
+    r.limit = "route";
+    reply_local(s, 429, "rate_limited", "request rate over the route's limit", "proxy",
+                {{"retry-after", std::to_string(retry)}});
+    return false;
+  }
   return true;
 }
 

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -89,6 +90,11 @@ class H2Session : public std::enable_shared_from_this<H2Session>, public H2Handl
   bool closed_ = false;    // the connection is over; streams are being ended
   bool draining_ = false;
   std::size_t tasks_ = 0;  // stream coroutines running
+  // min_body_rate: measured over the connection while any request body is awaited (frames
+  // are not attributed to streams here; HTTP/2 flow control is per connection too).
+  std::uint64_t received_ = 0;  // bytes read from the client
+  std::uint64_t body_wait_bytes_ = 0;  // received_ when the wait for bodies began
+  std::optional<std::chrono::steady_clock::time_point> body_wait_since_;
   std::chrono::steady_clock::time_point started_;
   std::chrono::steady_clock::time_point idle_since_;
 };

@@ -12,6 +12,8 @@
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <fmt/format.h>
 #include <openssl/rand.h>
@@ -19,6 +21,7 @@
 
 #include "core/runtime/process.hpp"
 #include "edge/balancer.hpp"
+#include "edge/overload.hpp"
 
 namespace moat::edge {
 
@@ -53,7 +56,8 @@ Server::Server(ServerOptions options, std::shared_ptr<const EdgeSnapshot> snapsh
       snapshot_(snapshot),
       guard_(guard_settings(snapshot->config->limits)),
       pool_(options_.workers != 0 ? options_.workers : snapshot->config->workers),
-      metrics_(pool_.size() + 1) {  // the last shard is the main thread's (reloads)
+      metrics_(pool_.size() + 1),
+      route_limits_(snapshot->config->limits.max_route_limit_entries) {  // the last shard is the main thread's (reloads)
   for (std::size_t i = 0; i < pool_.size(); ++i) {
     auto w = std::make_unique<WorkerState>();
     w->index = i;
@@ -125,6 +129,15 @@ Server::Server(ServerOptions options, std::shared_ptr<const EdgeSnapshot> snapsh
                     Verdict::kBanned}) {
     rejections_[static_cast<int>(v)] = rejections.labels({core::guard::verdict_name(v)});
   }
+  rejections_route_ = rejections.labels({"route"});
+  rejections_overload_ = rejections.labels({"overload"});
+  rejections_body_rate_ = rejections.labels({"body_rate"});
+  rejections_send_timeout_ = rejections.labels({"send_timeout"});
+  overloaded_gauge_ =
+      metrics_
+          .gauge_family("moat_edge_overloaded",
+                        "Workers shedding new work (event-loop lag or memory over the limit)")
+          .labels();
   // Pools: balancing state for every worker, and the active health checks on worker 0.
   ejections_ = &metrics_.counter_family(
       "moat_edge_upstream_ejections_total",
@@ -177,6 +190,58 @@ core::guard::Decision Server::guard_request(std::size_t worker,
   return d;
 }
 
+std::int64_t Server::route_limit(std::size_t worker, const Route& route,
+                                 const core::guard::ClientKey& key) {
+  if (route.requests_per_second <= 0) return 0;
+  const std::int64_t retry = route_limits_.take(route.limit_id, key, route.requests_per_second,
+                                                route.burst, core::guard::Clock::now());
+  if (retry != 0) rejections_route_.inc(worker);
+  return retry;
+}
+
+bool Server::overloaded(std::size_t worker) const {
+  return workers_[worker]->overloaded || memory_over_.load(std::memory_order_relaxed);
+}
+
+void Server::count_overload_rejection(std::size_t worker) { rejections_overload_.inc(worker); }
+void Server::count_slow_body(std::size_t worker) { rejections_body_rate_.inc(worker); }
+void Server::count_send_timeout(std::size_t worker) { rejections_send_timeout_.inc(worker); }
+
+// The lag is measured against the tick's own schedule, so a loop busy for 300 ms shows 300 ms
+// whatever the tick interval. Memory is one small read, on worker 0 only (it is per process).
+asio::awaitable<void> Server::overload_watch(WorkerState& worker) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  auto due = std::chrono::steady_clock::now() + kOverloadTick;
+  for (;;) {
+    timer.expires_at(due);
+    asio::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;
+    const auto ran = std::chrono::steady_clock::now();
+    const Limits& limits = snapshot_.load()->config->limits;
+    const bool lagging = worker.lag.observe(due, ran, limits.overload_lag);
+    if (worker.index == 0) {
+      const bool over = limits.overload_memory != 0 && resident_bytes() > limits.overload_memory;
+      if (over != memory_over_.load(std::memory_order_relaxed)) {
+        memory_over_.store(over, std::memory_order_relaxed);
+        spdlog::warn("edge: memory {} overload_memory ({} bytes): {}", over ? "over" : "back under",
+                     limits.overload_memory, over ? "shedding new work" : "accepting again");
+      }
+    }
+    const bool now_overloaded = lagging || memory_over_.load(std::memory_order_relaxed);
+    if (now_overloaded != worker.overloaded) {
+      worker.overloaded = now_overloaded;
+      overloaded_gauge_.add(worker.index, now_overloaded ? 1 : -1);
+      if (lagging) {
+        spdlog::warn("edge: worker {} event loop lags {} ms: shedding new work", worker.index,
+                     worker.lag.last_lag().count());
+      }
+    }
+    // The next tick is due one interval after this one ran: a long stall is one late tick.
+    due = ran + kOverloadTick;
+  }
+}
+
 void Server::guard_close(const core::guard::ClientKey& key) {
   guard_.close_connection(key, core::guard::Clock::now());
 }
@@ -189,6 +254,12 @@ bool Server::admit(WorkerState& worker, asio::ip::tcp::socket& socket,
   asio::error_code ec;
   auto remote = socket.remote_endpoint(ec);
   if (ec) {  // already gone
+    socket.close(ec);
+    return false;
+  }
+  if (overloaded(worker.index)) {
+    // Shedding: finish old work, take no new connection (closed before any TLS work).
+    count_overload_rejection(worker.index);
     socket.close(ec);
     return false;
   }
@@ -371,6 +442,9 @@ int Server::run() {
     spdlog::info("edge: admin listener on {} (/metrics, /healthz)", config.admin_listen);
   }
 
+  for (auto& w : workers_) {
+    asio::co_spawn(pool_.worker(w->index).context(), overload_watch(*w), asio::detached);
+  }
   health_->start(snapshot->config);
   core::runtime::SignalHandlers handlers;
   handlers.reload = [this] { reload(); };

@@ -23,6 +23,7 @@
 #include "edge/config.hpp"
 #include "edge/h2/h2_connection.hpp"
 #include "edge/health.hpp"
+#include "edge/route_limiter.hpp"
 #include "edge/session.hpp"
 
 namespace moat::edge {
@@ -66,6 +67,19 @@ class Server {
   core::guard::Decision guard_request(std::size_t worker, const core::guard::ClientKey& key);
   void guard_close(const core::guard::ClientKey& key);
   void count_rejection(std::size_t worker, core::guard::Verdict verdict);
+  // A route's rate_limit for this client: 0 allowed, else the Retry-After in seconds (counted
+  // as moat_edge_guard_rejections_total{limit="route"}).
+  std::int64_t route_limit(std::size_t worker, const Route& route,
+                           const core::guard::ClientKey& key);
+  // Overload shedding (edge/overload.hpp): true while `worker` lags or memory is over the
+  // threshold. New work is refused then; count_overload_rejection counts each refusal.
+  bool overloaded(std::size_t worker) const;
+  void count_overload_rejection(std::size_t worker);
+  // Slow clients: a request body under min_body_rate (408), a client not reading within
+  // send_timeout (closed). Counted in moat_edge_guard_rejections_total{limit=body_rate or
+  // send_timeout}.
+  void count_slow_body(std::size_t worker);
+  void count_send_timeout(std::size_t worker);
 
   static core::guard::LimiterSettings guard_settings(const Limits& limits);
 
@@ -76,6 +90,8 @@ class Server {
   // within limits.drain_timeout, then end the rest.
   void drain();
   void flush_access_logs();
+  // Every kOverloadTick on each worker: its event-loop lag, and (worker 0) the process's memory.
+  asio::awaitable<void> overload_watch(WorkerState& worker);
 
   static constexpr std::size_t kAccessBatchBytes = 64 * 1024;
 
@@ -113,6 +129,13 @@ class Server {
   // moat_edge_guard_rejections_total, by core::guard::Verdict (index 0, kAllowed: "connections",
   // the global cap, which is not a per-client verdict).
   core::obs::CounterHandle rejections_[5];
+  core::obs::CounterHandle rejections_route_;     // {limit="route"}
+  core::obs::CounterHandle rejections_overload_;  // {limit="overload"}
+  core::obs::CounterHandle rejections_body_rate_;
+  core::obs::CounterHandle rejections_send_timeout_;
+  core::obs::GaugeHandle overloaded_gauge_;       // moat_edge_overloaded: workers shedding
+  RouteLimiter route_limits_;
+  std::atomic<bool> memory_over_{false};
 };
 
 }  // namespace moat::edge

@@ -12,7 +12,9 @@
 
 #include <algorithm>
 
+#include <asio/co_spawn.hpp>
 #include <asio/connect.hpp>
+#include <asio/detached.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/ssl.hpp>
 #include <asio/use_awaitable.hpp>
@@ -180,7 +182,9 @@ asio::awaitable<void> Session::run_phases() {
     if (record_open_) write_access_record();
     if (next == Next::kClose || draining_) break;
   }
-  if (tls_) co_await tls_shutdown();
+  // After a failed or timed-out write the TLS stream is unusable and the client not reading:
+  // a close_notify would only wait.
+  if (tls_ && !write_failed_) co_await tls_shutdown();
 }
 
 // Phase 1: the TLS handshake under its deadline. SNI picks the certificate (TlsContexts), ALPN
@@ -221,6 +225,7 @@ void Session::begin_stream() {
   client_http10_ = false;
   host_header_.clear();
   forward_target_.clear();
+  websocket_ = false;
 }
 
 // One request and its response. Returns whether the connection may carry another.
@@ -234,6 +239,8 @@ asio::awaitable<Session::Next> Session::serve_stream(bool first) {
   if (step == Step::kDone) co_return Next::kClose;
   ++requests_;
   if (requests_ >= config_.limits.max_requests_per_connection) close_after_ = true;
+  step = co_await shed_if_overloaded();
+  if (step == Step::kDone) co_return Next::kClose;
   step = co_await rate_limit(parser);
   if (step == Step::kDone) co_return close_after_ ? Next::kClose : Next::kKeepAlive;
   if (!tls_) {
@@ -244,10 +251,16 @@ asio::awaitable<Session::Next> Session::serve_stream(bool first) {
     co_await reply_local(record_.status, record_.code, record_.reason);
     co_return close_after_ ? Next::kClose : Next::kKeepAlive;
   }
+  step = co_await route_rate_limit(parser);
+  if (step == Step::kDone) co_return close_after_ ? Next::kClose : Next::kKeepAlive;
   step = co_await read_body(parser);
   if (step == Step::kDone) co_return Next::kClose;
   step = co_await forward(parser);
   if (step == Step::kDone) co_return Next::kClose;
+  if (exchange_->response().status == 101) {
+    co_await tunnel();
+    co_return Next::kClose;
+  }
   step = co_await relay_response();
   if (step == Step::kDone) co_return Next::kClose;
   co_return close_after_ ? Next::kClose : Next::kKeepAlive;
@@ -340,6 +353,35 @@ asio::awaitable<Session::Step> Session::rate_limit(const http::RequestHeadParser
   co_return Step::kDone;
 }
 
+// Phase 3b: the route's own budget (rate_limit), per client and route, shared by the workers
+// (edge/route_limiter.hpp). Same answer as the per-client budget, with limit "route"; it is not
+// a ban trip (a route limit is a policy of the site, not evidence of abuse).
+asio::awaitable<Session::Step> Session::route_rate_limit(const http::RequestHeadParser& parser) {
+  const std::int64_t retry = server_.route_limit(worker_.index, *route_, client_key_);
+  if (retry == 0) co_return Step::kContinue;
+  record_.phase = "limit";
+  record_.limit = "route";
+  if (http::classify_body_framing(parser).kind != http::BodyFraming::Kind::kNone) {
+    close_after_ = true;  // the body is not read
+  }
+  reply_headers_ = fmt::format("Retry-After: {}\r\n", retry);
+  co_await reply_local(429, "rate_limited", "request rate over the route's limit");
+  co_return Step::kDone;
+}
+
+// Overload (edge/overload.hpp): refuse new work, finish old. The request already read is new
+// work; 503 with Retry-After and a close sends the client to another instance or back later.
+asio::awaitable<Session::Step> Session::shed_if_overloaded() {
+  if (!server_.overloaded(worker_.index)) co_return Step::kContinue;
+  server_.count_overload_rejection(worker_.index);
+  record_.phase = "limit";
+  record_.limit = "overload";
+  close_after_ = true;
+  reply_headers_ = "Retry-After: 1\r\n";
+  co_await reply_local(503, "overloaded", "the edge is overloaded, try again");
+  co_return Step::kDone;
+}
+
 // Phase 3 (synchronous): framing, Host, target, method and route. kDone means "answer with
 // record_.status" (request smuggling forms close the connection: nothing after them is trusted).
 Session::Step Session::check_request(const http::RequestHeadParser& parser) {
@@ -423,6 +465,15 @@ Session::Step Session::check_request(const http::RequestHeadParser& parser) {
   }
   record_.route = route_->label.c_str();
   record_.pool = config_.pools[route_->pool].name.c_str();
+  // RFC 6455 4.1: a WebSocket opening handshake is a GET with "Upgrade: websocket" and
+  // "Connection: Upgrade", without a body; it alone is forwarded with its Upgrade. Any other
+  // Upgrade (h2c, TLS/1.0, ...) is dropped as the hop-by-hop field it is and the request served
+  // as a normal one (RFC 9110 7.8: a server may ignore Upgrade).
+  if (auto upgrade = parser.find_header("upgrade")) {
+    websocket_ = parser.method() == "GET" && !has_body && !client_http10_ &&
+                 parser.count_headers("upgrade") == 1 && connection_has(parser, "upgrade") &&
+                 http::iequals_ascii(*upgrade, "websocket");
+  }
   return Step::kContinue;
 }
 
@@ -441,18 +492,18 @@ asio::awaitable<Session::Step> Session::read_body(const http::RequestHeadParser&
     if (!written) co_return Step::kDone;
   }
   const std::size_t max = config_.limits.max_body_bytes;
+  // min_body_rate counts from here (after any 100 Continue): bytes already read count too.
+  const auto body_started = std::chrono::steady_clock::now();
+  std::uint64_t chunked_received = in_.size();
   if (framing.kind == http::BodyFraming::Kind::kContentLength) {
     const std::size_t want = static_cast<std::size_t>(framing.content_length);
     while (in_.size() < want) {
-      arm(config_.limits.idle_timeout);
+      arm_body(body_started, in_.size());
       asio::error_code ec;
       std::size_t n = co_await client_read(want - in_.size(), ec);
       disarm();
       if (n == 0) {
-        record_.termination = timed_out_ ? "timeout" : "client";
-        record_.code = timed_out_ ? "body_timeout" : "client_closed";
-        record_.reason = "request body incomplete";
-        if (timed_out_) co_await reply_local(408, "body_timeout", "request body not received in time", "timeout");
+        co_await body_incomplete();
         co_return Step::kDone;
       }
     }
@@ -479,19 +530,53 @@ asio::awaitable<Session::Step> Session::read_body(const http::RequestHeadParser&
       co_return Step::kDone;
     }
     if (status == ChunkedDecoder::Status::kDone) break;
-    arm(config_.limits.idle_timeout);
+    arm_body(body_started, chunked_received);
     asio::error_code ec;
     std::size_t n = co_await client_read(kReadChunk, ec);
     disarm();
     if (n == 0) {
-      record_.termination = timed_out_ ? "timeout" : "client";
-      record_.code = timed_out_ ? "body_timeout" : "client_closed";
-      record_.reason = "request body incomplete";
-      if (timed_out_) co_await reply_local(408, "body_timeout", "request body not received in time", "timeout");
+      co_await body_incomplete();
       co_return Step::kDone;
     }
+    chunked_received += n;
   }
   co_return Step::kContinue;
+}
+
+void Session::arm_body(std::chrono::steady_clock::time_point started, std::uint64_t received) {
+  auto when = std::chrono::steady_clock::now() + config_.limits.idle_timeout;
+  body_rate_due_ = false;
+  if (const std::uint64_t rate = config_.limits.min_body_rate; rate != 0) {
+    // The moment `received` bytes stop being enough: received / elapsed < rate.
+    const auto enough_until = started + std::max<std::chrono::milliseconds>(
+                                            config_.limits.body_rate_grace,
+                                            std::chrono::milliseconds(received * 1000 / rate));
+    if (enough_until < when) {
+      when = enough_until;
+      body_rate_due_ = true;
+    }
+  }
+  timed_out_ = false;
+  deadline_.arm_at(when);
+}
+
+// The body did not arrive: the client closed, went idle (idle_timeout) or is too slow
+// (min_body_rate, slow POST). A timeout is answered 408 and the connection closes.
+asio::awaitable<void> Session::body_incomplete() {
+  record_.reason = "request body incomplete";
+  if (!timed_out_) {
+    record_.termination = "client";
+    record_.code = "client_closed";
+    co_return;
+  }
+  close_after_ = true;
+  if (body_rate_due_) {
+    server_.count_slow_body(worker_.index);
+    co_await reply_local(408, "body_too_slow", "request body slower than min_body_rate",
+                         "timeout");
+  } else {
+    co_await reply_local(408, "body_timeout", "request body not received in time", "timeout");
+  }
 }
 
 // Phase 5: the upstream request. Hop-by-hop fields are removed (and the ones Connection names);
@@ -516,13 +601,15 @@ asio::awaitable<Session::Step> Session::forward(const http::RequestHeadParser& p
     request_.append(f.name).append(": ").append(f.value).append("\r\n");
   }
   request_ += forwarding_headers(info(), host_header_, record_.request_id);
+  if (websocket_) request_ += "Connection: Upgrade\r\nUpgrade: websocket\r\n";
   if (http::classify_body_framing(parser).kind != http::BodyFraming::Kind::kNone) {
     request_ += fmt::format("Content-Length: {}\r\n", body_.size());
   }
   request_ += "\r\n";
   request_ += body_;
 
-  auto failed = co_await exchange_->send(pool, record_.method, request_, head_request_, record_);
+  auto failed =
+      co_await exchange_->send(pool, record_.method, request_, head_request_, record_, websocket_);
   if (failed) {
     if (failed->retry_after != 0) {
       reply_headers_ = fmt::format("Retry-After: {}\r\n", failed->retry_after);
@@ -537,6 +624,10 @@ asio::awaitable<Session::Step> Session::forward(const http::RequestHeadParser& p
   out_ += fmt::format("HTTP/1.1 {} {}\r\n", response.status, response.reason);
   for (const auto& [name, value] : response.headers) {
     out_.append(name).append(": ").append(value).append("\r\n");
+  }
+  if (response.status == 101) {  // only when asked (websocket_): UpstreamExchange checks
+    out_ += "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+    co_return Step::kContinue;
   }
   out_ += fmt::format("Strict-Transport-Security: {}\r\n", snapshot_->hsts);
   if (!response.has_request_id) out_ += fmt::format("X-Request-Id: {}\r\n", record_.request_id);
@@ -599,6 +690,89 @@ asio::awaitable<Session::Step> Session::relay_response() {
   record_.termination = "complete";
   record_.code = "ok";
   co_return close_after_ ? Step::kDone : Step::kContinue;
+}
+
+// Phase 6b, after a 101 to a WebSocket handshake: the connection is a byte tunnel between the
+// client (TLS) and the upstream (TCP) until either side closes, or neither sends anything for
+// idle_timeout (one deadline for both directions, pushed back by any progress). Two pumps: this
+// coroutine moves client bytes up, a second one moves upstream bytes down.
+asio::awaitable<void> Session::tunnel() {
+  record_.phase = "tunnel";
+  record_.termination = "complete";
+  record_.code = "upgraded";
+  exchange_->take_buffered(out_);  // upstream bytes that came with the 101
+  bool written = co_await client_write(out_);
+  if (!written) co_return;
+  tunnelling_ = true;
+  auto& upstream = exchange_->socket();
+  asio::error_code ec;
+  if (!in_.empty()) {  // client bytes read together with the request head
+    record_.bytes_in += in_.size();
+    co_await asio::async_write(upstream, asio::buffer(in_),
+                               asio::redirect_error(use_awaitable, ec));
+    in_.clear();
+  }
+  asio::steady_timer down_done(upstream.get_executor());
+  bool down_running = true;
+  arm(config_.limits.idle_timeout);
+  asio::co_spawn(upstream.get_executor(), tunnel_upstream_to_client(down_done, down_running),
+                 asio::detached);
+  std::string buffer(kReadChunk, '\0');
+  while (!ec) {
+    std::size_t n = co_await stream_->async_read_some(asio::buffer(buffer),
+                                                      asio::redirect_error(use_awaitable, ec));
+    if (ec || n == 0) break;
+    deadline_.arm(config_.limits.idle_timeout);
+    record_.bytes_in += n;
+    co_await asio::async_write(upstream, asio::buffer(buffer.data(), n),
+                               asio::redirect_error(use_awaitable, ec));
+    deadline_.arm(config_.limits.idle_timeout);
+  }
+  // One side is done: end the other direction too.
+  const bool timed_out = timed_out_;
+  exchange_->cancel();
+  asio::error_code ignored;
+  lowest().cancel(ignored);
+  while (down_running) {
+    down_done.expires_at(std::chrono::steady_clock::time_point::max());
+    co_await down_done.async_wait(asio::redirect_error(use_awaitable, ignored));
+  }
+  disarm();
+  tunnelling_ = false;
+  write_failed_ = true;  // the TLS stream may be mid-record: no close_notify
+  if (timed_out || timed_out_) {
+    record_.termination = "timeout";
+    record_.code = "idle_timeout";
+    record_.reason = "tunnel idle";
+  }
+}
+
+asio::awaitable<void> Session::tunnel_upstream_to_client(asio::steady_timer& done, bool& running) {
+  auto self = shared_from_this();
+  try {
+    auto& upstream = exchange_->socket();
+    std::string buffer(kReadChunk, '\0');
+    for (;;) {
+      asio::error_code ec;
+      std::size_t n = co_await upstream.async_read_some(asio::buffer(buffer),
+                                                        asio::redirect_error(use_awaitable, ec));
+      if (ec || n == 0) break;
+      deadline_.arm(config_.limits.idle_timeout);
+      co_await asio::async_write(*stream_, asio::buffer(buffer.data(), n),
+                                 asio::redirect_error(use_awaitable, ec));
+      if (ec) break;
+      record_.bytes_out += n;
+      deadline_.arm(config_.limits.idle_timeout);
+    }
+  } catch (const std::exception& e) {
+    server_.on_session_exception(worker_.index, e.what());
+  }
+  // The upstream closed (or the client went away): end the client side too.
+  asio::error_code ignored;
+  lowest().cancel(ignored);
+  lowest().shutdown(asio::socket_base::shutdown_both, ignored);
+  running = false;
+  done.cancel();
 }
 
 // HTTP listener: every request is answered 308 to the same URL on HTTPS (RFC 9110 15.4.9 keeps
@@ -684,25 +858,39 @@ asio::awaitable<std::size_t> Session::client_read(std::size_t limit, asio::error
   co_return ec ? std::size_t{0} : n;
 }
 
+// send_timeout bounds each write that makes no progress (nginx's send_timeout), not the whole
+// response: a client that takes bytes slowly keeps its connection, one that takes none loses it.
 asio::awaitable<bool> Session::client_write(std::string_view bytes) {
-  arm(config_.limits.idle_timeout);
   asio::error_code ec;
-  std::size_t n = 0;
-  if (tls_) {
-    n = co_await asio::async_write(*stream_, asio::buffer(bytes),
-                                   asio::redirect_error(use_awaitable, ec));
-  } else {
-    n = co_await asio::async_write(plain_, asio::buffer(bytes),
-                                   asio::redirect_error(use_awaitable, ec));
+  std::size_t total = 0;
+  while (total < bytes.size()) {
+    arm(config_.limits.send_timeout);
+    std::size_t n = 0;
+    auto rest = asio::buffer(bytes.data() + total, bytes.size() - total);
+    if (tls_) {
+      n = co_await stream_->async_write_some(rest, asio::redirect_error(use_awaitable, ec));
+    } else {
+      n = co_await plain_.async_write_some(rest, asio::redirect_error(use_awaitable, ec));
+    }
+    disarm();
+    total += n;
+    if (ec) break;
   }
-  disarm();
-  record_.bytes_out += n;
+  record_.bytes_out += total;
   if (ec) {
-    record_.termination = timed_out_ ? "timeout" : "client";
+    write_failed_ = true;
+    close_after_ = true;
+    if (timed_out_) {
+      server_.count_send_timeout(worker_.index);
+      record_.termination = "timeout";
+      record_.code = "send_timeout";
+      record_.reason = "the client did not take the response in time";
+      co_return false;
+    }
+    record_.termination = "client";
     if (std::string_view(record_.code).empty() || std::string_view(record_.code) == "ok") {
       record_.code = "client_closed";
     }
-    close_after_ = true;
     co_return false;
   }
   co_return true;
@@ -729,6 +917,7 @@ void Session::on_deadline(void* self) {
   session->timed_out_ = true;
   asio::error_code ignored;
   session->lowest().cancel(ignored);
+  if (session->tunnelling_) session->exchange_->cancel();
 }
 
 void Session::abort(bool in_flight_too) {

@@ -26,6 +26,7 @@
 #include "core/obs/json_line.hpp"
 #include "core/runtime/deadline_wheel.hpp"
 #include "edge/config.hpp"
+#include "edge/overload.hpp"
 #include "edge/tls.hpp"
 #include "edge/upstream_exchange.hpp"
 
@@ -82,6 +83,9 @@ struct WorkerState {
   std::unique_ptr<core::runtime::DeadlineWheel> deadlines;
   // Access records, written in blocks (64 KiB or 100 ms) instead of one write per request.
   std::unique_ptr<core::obs::BatchedLog> access_batch;
+  // Overload shedding (edge/overload.hpp), updated by Server::overload_watch on this worker.
+  LagDetector lag;
+  bool overloaded = false;
 };
 
 // Everything the access record says about one request (stream).
@@ -136,6 +140,17 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<Next> redirect(const core::http::RequestHeadParser& parser);
   // The per-client request budget (core/guard): over it, 429 with Retry-After. kDone: answered.
   asio::awaitable<Step> rate_limit(const core::http::RequestHeadParser& parser);
+  // The route's rate_limit (per client and route), once the route is known: 429 with Retry-After.
+  asio::awaitable<Step> route_rate_limit(const core::http::RequestHeadParser& parser);
+  // Overload shedding: a new request while the worker sheds gets 503 and a close.
+  asio::awaitable<Step> shed_if_overloaded();
+  // After a 101 from the upstream (WebSocket): bytes both ways until either side closes.
+  asio::awaitable<void> tunnel();
+  asio::awaitable<void> tunnel_upstream_to_client(asio::steady_timer& done, bool& running);
+  // The body's deadline: idle_timeout from now, or earlier when the bytes received so far since
+  // `started` fall under min_body_rate (after body_rate_grace).
+  void arm_body(std::chrono::steady_clock::time_point started, std::uint64_t received);
+  asio::awaitable<void> body_incomplete();
 
   // The one place that turns an outcome into a local reply (400, 404, 413, 502, 504, ...).
   asio::awaitable<void> reply_local(int status, const char* code, std::string reason,
@@ -163,6 +178,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<H2Session> h2_;  // set when ALPN chose h2: it serves the connection
   core::runtime::Deadline deadline_;
   bool timed_out_ = false;
+  bool body_rate_due_ = false;  // the armed body deadline is the min_body_rate one
+  bool write_failed_ = false;   // a write to the client failed or timed out: no close_notify
+  bool websocket_ = false;      // this request asks for a WebSocket upgrade (forwarded as such)
+  bool tunnelling_ = false;     // after a 101: the deadline also cancels the upstream side
   bool idle_ = true;  // waiting for a request (drain may close now)
   bool draining_ = false;
   std::string in_;        // client bytes not yet consumed

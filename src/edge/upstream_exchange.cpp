@@ -175,7 +175,8 @@ asio::awaitable<std::optional<LocalReply>> UpstreamExchange::send(const Pool& po
                                                                   std::string_view method,
                                                                   const std::string& request,
                                                                   bool head_request,
-                                                                  StreamRecord& record) {
+                                                                  StreamRecord& record,
+                                                                  bool websocket) {
   record.phase = "upstream";
   // Members this request has failed to connect to: never picked again for it.
   constexpr std::size_t kMaxTried = 8;
@@ -218,7 +219,7 @@ asio::awaitable<std::optional<LocalReply>> UpstreamExchange::send(const Pool& po
     }
     bool retryable = false;
     const auto sent_at = BalancerClock::now();
-    bool ok = co_await send_and_read_head(request, head_request, retryable, record);
+    bool ok = co_await send_and_read_head(request, head_request, websocket, retryable, record);
     if (ok) {
       attempt.end(AttemptOutcome::kOk, std::chrono::duration_cast<std::chrono::microseconds>(
                                            BalancerClock::now() - sent_at));
@@ -281,7 +282,8 @@ asio::awaitable<std::optional<LocalReply>> UpstreamExchange::connect(const Membe
 // Writes the request and reads the response head (1xx interim responses are dropped: the body
 // was already sent whole). On failure: false, with `retryable` when no response byte came.
 asio::awaitable<bool> UpstreamExchange::send_and_read_head(const std::string& request,
-                                                           bool head_request, bool& retryable,
+                                                           bool head_request, bool websocket,
+                                                           bool& retryable,
                                                            StreamRecord& record) {
   record.phase = "upstream";
   retryable = true;
@@ -325,8 +327,33 @@ asio::awaitable<bool> UpstreamExchange::send_and_read_head(const std::string& re
       if (head.status_code() == 101) {
         disarm();
         retryable = false;
-        record.reason = "upstream switched protocols without being asked";
-        co_return false;
+        auto upgrade = head.find_header("upgrade");
+        if (!websocket || !upgrade || !http::iequals_ascii(*upgrade, "websocket")) {
+          record.reason = websocket ? "upstream switched to a protocol other than websocket"
+                                    : "upstream switched protocols without being asked";
+          co_return false;
+        }
+        // RFC 6455 4.1: the tunnel starts after this head. End-to-end fields (Sec-WebSocket-*)
+        // go to the client; the caller adds Connection and Upgrade.
+        record.upstream_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::steady_clock::now() - sent_at)
+                                 .count();
+        record.status = 101;
+        response_ = UpstreamResponse{};
+        response_.status = 101;
+        response_.reason = std::string(head.reason());
+        for (std::size_t i = 0; i < head.header_count(); ++i) {
+          const http::HeaderField f = head.header(i);
+          if (is_hop_by_hop(f.name) || named_by_connection(head, f.name)) continue;
+          if (http::iequals_ascii(f.name, "strict-transport-security")) continue;
+          if (http::iequals_ascii(f.name, "content-length")) continue;
+          response_.has_request_id =
+              response_.has_request_id || http::iequals_ascii(f.name, "x-request-id");
+          response_.headers.emplace_back(std::string(f.name), std::string(f.value));
+        }
+        response_.body = UpstreamResponse::Body::kNone;
+        reusable_ = false;  // never back to the pool: it carries another protocol now
+        co_return true;
       }
       continue;  // 100 Continue, 103 Early Hints: dropped
     }

@@ -94,9 +94,12 @@ class UpstreamExchange {
   // head into response(). A reused connection that fails before any response byte is retried on
   // a new one, and a failed connect on the next member, for idempotent methods only. Fills the
   // upstream fields of `record` (upstream, reused, upstream_ms, phase, reason). nullopt: ok.
+  // `websocket`: the request asks for a WebSocket upgrade; a 101 whose Upgrade is websocket is
+  // then a response (status 101, no body) and the connection is the caller's to tunnel over
+  // (socket(), take_buffered()); without it a 101 is an upstream error (502).
   asio::awaitable<std::optional<LocalReply>> send(const Pool& pool, std::string_view method,
                                                   const std::string& request, bool head_request,
-                                                  StreamRecord& record);
+                                                  StreamRecord& record, bool websocket = false);
   const UpstreamResponse& response() const { return response_; }
 
   // Appends the next decoded piece of the response body to `piece`; `done` once it ended.
@@ -112,12 +115,20 @@ class UpstreamExchange {
   bool timed_out() const { return timed_out_; }
   // The upstream asked to close, or its body ends with the close.
   bool closes() const { return !reusable_; }
+  // After a 101: the upstream connection, and the bytes already read after the 101's head
+  // (appended to `out`, then forgotten). The connection is never pooled again.
+  asio::ip::tcp::socket& socket() { return socket_; }
+  void take_buffered(std::string& out) {
+    out += in_;
+    in_.clear();
+  }
 
  private:
   asio::awaitable<std::optional<LocalReply>> connect(const Member& member, bool fresh,
                                                      StreamRecord& record);
   asio::awaitable<bool> send_and_read_head(const std::string& request, bool head_request,
-                                           bool& retryable, StreamRecord& record);
+                                           bool websocket, bool& retryable,
+                                           StreamRecord& record);
   asio::awaitable<std::size_t> read_some(asio::error_code& ec);
   void arm(std::chrono::milliseconds timeout);
   void disarm();
