@@ -23,6 +23,7 @@
 #include <openssl/ssl.h>
 
 #include "core/http/request_head.hpp"
+#include "core/http/status.hpp"
 #include "core/http/response_head.hpp"
 #include "core/policy/host_pattern.hpp"
 #include "core/runtime/process.hpp"
@@ -832,7 +833,7 @@ asio::awaitable<void> Session::reply_local(int status, const char* code, std::st
   std::string response = fmt::format(
       "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n"
       "X-Request-Id: {}\r\n{}{}{}\r\n{}",
-      status, status_text(status), body.size(), record_.request_id, reply_headers_,
+      status, http::reason_phrase(status), body.size(), record_.request_id, reply_headers_,
       tls_ ? fmt::format("Strict-Transport-Security: {}\r\n", snapshot_->hsts) : std::string(),
       close_after_ ? "Connection: close\r\n" : "", head_request_ ? std::string() : body);
   reply_headers_.clear();

@@ -97,19 +97,6 @@ std::string names_text(const core::tls::CertificateInfo& info) {
   return names.empty() ? "-" : names;
 }
 
-std::optional<std::chrono::sys_seconds> to_seconds(const ASN1_GENERALIZEDTIME* t) {
-  struct tm tm {};
-  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) {
-    ERR_clear_error();
-    return std::nullopt;
-  }
-  using namespace std::chrono;
-  year_month_day ymd{year{tm.tm_year + 1900}, month{static_cast<unsigned>(tm.tm_mon + 1)},
-                     day{static_cast<unsigned>(tm.tm_mday)}};
-  if (!ymd.ok()) return std::nullopt;
-  return sys_seconds{sys_days{ymd}} + hours{tm.tm_hour} + minutes{tm.tm_min} + seconds{tm.tm_sec};
-}
-
 std::string iso8601(std::chrono::sys_seconds tp) {
   using namespace std::chrono;
   auto day_point = floor<days>(tp);
@@ -306,7 +293,7 @@ core::Result<OcspStaple> check_ocsp_response(std::string der, X509* leaf, X509* 
   }
   OcspStaple out;
   out.next_update_text = "none";
-  if (auto next = to_seconds(next_update)) {
+  if (auto next = core::tls::asn1_time_seconds(next_update)) {
     out.next_update = static_cast<std::time_t>(next->time_since_epoch().count());
     out.next_update_text = iso8601(*next);
     if (out.next_update <= std::time(nullptr)) {

@@ -82,26 +82,6 @@ bool has_dot_segment(std::string_view path) {
   return false;
 }
 
-const char* status_text(int status) {
-  switch (status) {
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 417: return "Expectation Failed";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Error";
-  }
-}
 
 void write_access_record(Server& server, WorkerState& worker, const DownstreamInfo& who,
                          const StreamRecord& r) {

@@ -37,7 +37,6 @@ bool is_hop_by_hop(std::string_view name);
 bool is_idempotent(std::string_view method);
 // A "." or ".." segment (also percent-encoded) in a path: refused by both HTTP versions.
 bool has_dot_segment(std::string_view path);
-const char* status_text(int status);
 
 // Who is on the other end of a downstream connection (what every access record repeats).
 struct DownstreamInfo {

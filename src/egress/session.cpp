@@ -29,6 +29,7 @@
 #include "core/base/encoding.hpp"
 #include "core/dns/resolver.hpp"
 #include "core/http/request_head.hpp"
+#include "core/http/status.hpp"
 #include "core/runtime/process.hpp"
 #include "core/runtime/splice_pump.hpp"
 #include "core/tls/certificate.hpp"
@@ -59,23 +60,9 @@ std::string tls_version_name(std::uint16_t v) {
   }
 }
 
-const char* status_text(int status) {
-  switch (status) {
-    case 200: return "Connection established";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 405: return "Method Not Allowed";
-    case 407: return "Proxy Authentication Required";
-    case 408: return "Request Timeout";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Error";
-  }
+// CONNECT's 200 keeps the phrase every proxy and client uses; the rest are RFC 9110's.
+std::string_view status_text(int status) {
+  return status == 200 ? "Connection established" : core::http::reason_phrase(status);
 }
 
 // RFC 9209 Proxy-Status error types for our refusals, by reason code.

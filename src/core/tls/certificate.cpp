@@ -285,22 +285,8 @@ SignatureAlgorithm read_signature(X509* cert) {
   return sig;
 }
 
-// Seconds, not system_clock's nanoseconds: certificate dates span years 0 to 9999
-// (99991231235959Z means "no expiry", RFC 5280 4.1.2.5), far beyond +-292 years of nanoseconds.
+// Seconds, not system_clock's nanoseconds (see asn1_time_seconds).
 using Seconds = std::chrono::sys_seconds;
-
-std::optional<Seconds> to_seconds(const ASN1_TIME* t) {
-  struct tm tm {};
-  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) {
-    ERR_clear_error();
-    return std::nullopt;
-  }
-  using namespace std::chrono;
-  year_month_day ymd{year{tm.tm_year + 1900}, month{static_cast<unsigned>(tm.tm_mon + 1)},
-                     day{static_cast<unsigned>(tm.tm_mday)}};
-  if (!ymd.ok()) return std::nullopt;
-  return Seconds{sys_days{ymd}} + hours{tm.tm_hour} + minutes{tm.tm_min} + seconds{tm.tm_sec};
-}
 
 std::string iso8601(Seconds tp) {
   using namespace std::chrono;
@@ -565,8 +551,8 @@ CertificateInfo inspect(X509* cert, std::chrono::system_clock::time_point now) {
     info.domain = info.dns_names.front();
   }
 
-  auto not_before = to_seconds(X509_get0_notBefore(cert));
-  auto not_after = to_seconds(X509_get0_notAfter(cert));
+  auto not_before = asn1_time_seconds(X509_get0_notBefore(cert));
+  auto not_after = asn1_time_seconds(X509_get0_notAfter(cert));
   Seconds now_s = std::chrono::floor<std::chrono::seconds>(now);
   if (not_before) info.not_before = iso8601(*not_before);
   if (not_after) {
@@ -643,6 +629,19 @@ NameMatch match_host(const CertificateInfo& info, std::string_view host) {
     }
   }
   return result;
+}
+
+std::optional<std::chrono::sys_seconds> asn1_time_seconds(const ASN1_TIME* t) {
+  struct tm tm {};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) {
+    ERR_clear_error();
+    return std::nullopt;
+  }
+  using namespace std::chrono;
+  year_month_day ymd{year{tm.tm_year + 1900}, month{static_cast<unsigned>(tm.tm_mon + 1)},
+                     day{static_cast<unsigned>(tm.tm_mday)}};
+  if (!ymd.ok()) return std::nullopt;
+  return sys_seconds{sys_days{ymd}} + hours{tm.tm_hour} + minutes{tm.tm_min} + seconds{tm.tm_sec};
 }
 
 }  // namespace moat::core::tls

@@ -133,4 +133,9 @@ namespace moat::core::tls {
 // Empty values read "(none)". Shared by `moat cert` and `moat scan`.
 std::vector<std::pair<std::string, std::string>> certificate_table(const CertificateInfo& c);
 
+// An ASN1_TIME (UTCTime or GeneralizedTime) as seconds since the epoch; nullopt if malformed.
+// Seconds, not system_clock's nanoseconds: certificate dates span years 0 to 9999
+// (99991231235959Z means "no expiry", RFC 5280 4.1.2.5), far beyond +-292 years of nanoseconds.
+std::optional<std::chrono::sys_seconds> asn1_time_seconds(const ASN1_TIME* t);
+
 }  // namespace moat::core::tls
