@@ -177,7 +177,6 @@ asio::awaitable<void> H2Session::read_loop() {
     std::size_t n = co_await stream_.async_read_some(asio::buffer(buffer),
                                                      asio::redirect_error(use_awaitable, ec));
     if (ec || n == 0) break;
-    received_ += n;
     bool ok = connection_->receive(std::string_view(buffer.data(), n));
     wake_writer();
     if (!ok) {  // a GOAWAY is queued: the writer sends it, then the connection closes
@@ -254,35 +253,28 @@ asio::awaitable<void> H2Session::watch() {
       }
     } else {
       std::vector<std::int32_t> overdue;
-      std::vector<std::int32_t> awaiting_body;
       connection_->for_each_incomplete([&](std::int32_t id, bool headers_done,
-                                           Clock::time_point last_input) {
+                                           Clock::time_point last_input,
+                                           Clock::time_point headers_at, std::size_t body_bytes) {
         const auto allowed = headers_done ? limits.idle_timeout : limits.header_timeout;
         if (now - last_input >= allowed) {
           overdue.push_back(id);
-        } else if (headers_done) {
-          awaiting_body.push_back(id);
+          return;
+        }
+        // min_body_rate (slow POST), per stream as for HTTP/1.1: after body_rate_grace the body
+        // must have come at least that fast on average since its head was complete.
+        if (!headers_done || limits.min_body_rate == 0 ||
+            now - headers_at < limits.body_rate_grace) {
+          return;
+        }
+        const auto elapsed_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(now - headers_at).count();
+        if (static_cast<std::uint64_t>(body_bytes) * 1000 <
+            limits.min_body_rate * static_cast<std::uint64_t>(elapsed_ms)) {
+          overdue.push_back(id);
+          server_.count_slow_body(worker_.index);
         }
       });
-      // min_body_rate (slow POST): while bodies are awaited, the connection must bring at least
-      // that many bytes per second on average, after body_rate_grace.
-      if (awaiting_body.empty() || limits.min_body_rate == 0) {
-        body_wait_since_.reset();
-      } else if (!body_wait_since_) {
-        body_wait_since_ = now;
-        body_wait_bytes_ = received_;
-      } else if (now - *body_wait_since_ >= limits.body_rate_grace) {
-        const auto elapsed_ms =
-            std::chrono::duration_cast<std::chrono::milliseconds>(now - *body_wait_since_).count();
-        const std::uint64_t got = received_ - body_wait_bytes_;
-        if (got * 1000 < limits.min_body_rate * static_cast<std::uint64_t>(elapsed_ms)) {
-          for (std::int32_t id : awaiting_body) {
-            overdue.push_back(id);
-            server_.count_slow_body(worker_.index);
-          }
-          body_wait_since_.reset();
-        }
-      }
       for (auto& [id, s] : streams_) {
         if (!s->closed && connection_->buffered(id) > 0 &&
             now - s->last_progress >= limits.send_timeout) {

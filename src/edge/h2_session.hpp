@@ -92,9 +92,6 @@ class H2Session : public std::enable_shared_from_this<H2Session>, public H2Handl
   std::size_t tasks_ = 0;  // stream coroutines running
   // min_body_rate: measured over the connection while any request body is awaited (frames
   // are not attributed to streams here; HTTP/2 flow control is per connection too).
-  std::uint64_t received_ = 0;  // bytes read from the client
-  std::uint64_t body_wait_bytes_ = 0;  // received_ when the wait for bodies began
-  std::optional<std::chrono::steady_clock::time_point> body_wait_since_;
   std::chrono::steady_clock::time_point started_;
   std::chrono::steady_clock::time_point idle_since_;
 };

@@ -279,6 +279,62 @@ check(slow and slow.get("status") == 408 and slow.get("termination") == "timeout
 check(wait_until(lambda: rejections(edge, "body_rate") >= 1), 'moat_edge_guard_rejections_total{limit="body_rate"}')
 check(not any(r["path"] == "/upload" for r in app.requests), "the slow body never reached the origin")
 
+# 2b. The same over HTTP/2: the stream whose body trickles is reset (CANCEL) after the grace, per
+# stream, while the connection and its other streams go on.
+def h2_frame(kind, flags, stream, payload=b""):
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def h2_literals(fields):
+    out = b""
+    for name, value in fields:
+        n, v = name.encode(), value.encode()
+        assert len(n) < 127 and len(v) < 127
+        out += b"\x00" + bytes([len(n)]) + n + bytes([len(v)]) + v
+    return out
+
+
+ctx = ssl.create_default_context(cafile=edge.ca)
+ctx.set_alpn_protocols(["h2"])
+h2 = ctx.wrap_socket(socket.create_connection(("127.0.0.1", edge.https_port), timeout=10),
+                     server_hostname="app.example.test")
+check(h2.selected_alpn_protocol() == "h2", "HTTP/2 negotiated for the slow-POST stream")
+slow_before = rejections(edge, "body_rate")
+head = [(":method", "POST"), (":scheme", "https"), (":authority", "app.example.test"),
+        (":path", "/upload-h2"), ("content-length", "100000")]
+h2.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0)
+           + h2_frame(1, 0x4, 1, h2_literals(head)))  # HEADERS, END_HEADERS, body to follow
+started = time.monotonic()
+reset_code, buf = None, b""
+while reset_code is None and time.monotonic() - started < 10:
+    try:
+        h2.sendall(h2_frame(0, 0, 1, b"a"))  # one byte of DATA per half second
+    except OSError:
+        break
+    h2.settimeout(0.5)
+    try:
+        chunk = h2.recv(65536)
+    except socket.timeout:
+        continue
+    except OSError:
+        break
+    if not chunk:
+        break
+    buf += chunk
+    while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+        length, kind = int.from_bytes(buf[:3], "big"), buf[3]
+        stream = int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
+        payload, buf = buf[9:9 + length], buf[9 + length:]
+        if kind == 3 and stream == 1:  # RST_STREAM
+            reset_code = int.from_bytes(payload[:4], "big")
+elapsed = time.monotonic() - started
+check(reset_code == 0x8, "HTTP/2: a body at 2 bytes/s is reset with CANCEL", reset_code)
+check(elapsed < 2 + 2.5, "HTTP/2: within the grace (2 s) plus a little", f"{elapsed:.2f}s")
+check(wait_until(lambda: rejections(edge, "body_rate") > slow_before),
+      "HTTP/2: counted under limit body_rate")
+h2.close()
+check(not any(r["path"] == "/upload-h2" for r in app.requests), "HTTP/2: the slow body never reached the origin")
+
 # 3. Slow reader: 16 MB asked for, nothing read; a small receive buffer so that the edge's
 # writes stop making progress quickly. Dropped after send_timeout (2 s) without progress.
 raw = socket.socket()

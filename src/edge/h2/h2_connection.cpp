@@ -176,6 +176,7 @@ struct H2Connection::Callbacks {
         if (s == nullptr) return 0;
         if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
           s->headers_done = true;
+          s->headers_at = Clock::now();
           // Like HTTP/1.1's max_requests_per_connection: then a graceful GOAWAY.
           if (c.requests_ >= c.limits_.max_requests) c.shut_down();
           H2Request& r = s->request;

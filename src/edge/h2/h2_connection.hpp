@@ -123,7 +123,7 @@ class H2Connection {
   template <typename F>
   void for_each_incomplete(F&& f) const {
     for (const auto& [id, s] : streams_) {
-      if (!s.dispatched) f(id, s.headers_done, s.last_input);
+      if (!s.dispatched) f(id, s.headers_done, s.last_input, s.headers_at, s.request.body.size());
     }
   }
 
@@ -131,6 +131,7 @@ class H2Connection {
   struct Stream {
     H2Request request;
     bool headers_done = false;
+    std::chrono::steady_clock::time_point headers_at{};  // head complete; body rate from here
     bool dispatched = false;  // handed to on_request
     bool response_started = false;
     bool response_ended = false;  // END_STREAM sent
