@@ -17,18 +17,10 @@ int run(const RunOptions& options, std::ostream& out, std::ostream& err) {
   // config the server then refuses to start with.
   auto snapshot = make_snapshot(load.config);
   if (!snapshot) {
-    // Certificate errors already carry their file:line:column; others get the config's name.
-    const std::string& message = snapshot.error().message;
-    const std::string located = options.config_path + ":";
-    if (message.rfind(located, 0) == 0) {
-      const std::size_t end = message.find(": ", located.size());
-      err << (end == std::string::npos
-                  ? message
-                  : fmt::format("{}: error: {}", message.substr(0, end), message.substr(end + 2)))
-          << '\n';
-    } else {
-      err << fmt::format("{}: error: {}\n", options.config_path, message);
-    }
+    // A certificate's error points at its list item; others at the config file.
+    const core::Error& e = snapshot.error();
+    err << fmt::format("{}: error: {}\n", e.where.empty() ? options.config_path : e.where,
+                       e.message);
     return kExitFailed;
   }
   if (options.check_only) {

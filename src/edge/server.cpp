@@ -359,11 +359,9 @@ bool Server::reload() {
   }
   auto next = make_snapshot(load.config);
   if (!next) {
-    // Errors about one certificate already start with "file:line:column: ".
-    const std::string& message = next.error().message;
-    const bool located = message.rfind(options_.config_path + ":", 0) == 0;
-    spdlog::error("reload: {}{}{}; the running config stays", located ? "" : options_.config_path,
-                  located ? "" : ": ", message);
+    const core::Error& e = next.error();
+    spdlog::error("reload: {}: {}; the running config stays",
+                  e.where.empty() ? options_.config_path : e.where, e.message);
     reloads_->labels({"rejected"}).inc(main_shard);
     return false;
   }

@@ -57,10 +57,10 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
 // A key file with a passphrase is refused instead of prompting on the terminal.
 int no_passphrase(char*, int, int, void*) { return 0; }
 
-// "edge.yaml:12:7: " for errors about one configured certificate.
-std::string located(const CertificateFiles& files) {
+// "edge.yaml:12:7", where an error about one configured certificate points.
+std::string where_in_config(const CertificateFiles& files) {
   if (files.at.file.empty()) return {};
-  return fmt::format("{}:{}:{}: ", files.at.file, files.at.line, files.at.column);
+  return fmt::format("{}:{}:{}", files.at.file, files.at.line, files.at.column);
 }
 
 core::Error tls_error(std::string what) {
@@ -153,14 +153,14 @@ core::Result<Loaded> read_leaf(const CertificateFiles& files) {
   auto bytes = core::read_file_capped(files.cert, kMaxPemBytes);
   if (!bytes) {
     return core::Error::config(
-        "tls_config", fmt::format("{}cannot read the certificate chain '{}': {}", located(files),
-                                  files.cert, bytes.error().message));
+        "tls_config", fmt::format("cannot read the certificate chain '{}': {}", files.cert,
+                                  bytes.error().message));
   }
   auto certs = core::tls::parse_certificates(*bytes);
   if (!certs) {
     return core::Error::config("tls_config",
-                               fmt::format("{}'{}' is not a certificate chain: {}", located(files),
-                                           files.cert, certs.error().message));
+                               fmt::format("'{}' is not a certificate chain: {}", files.cert,
+                                           certs.error().message));
   }
   Loaded out;
   out.files = &files;
@@ -173,10 +173,9 @@ core::Result<Loaded> read_leaf(const CertificateFiles& files) {
 // Adds one certificate with its key to `ctx` (OpenSSL keeps one per key type) and checks its
 // OCSP response against it.
 core::Result<std::optional<OcspStaple>> load_into(SSL_CTX* ctx, const CertificateFiles& files) {
-  const std::string where = located(files);
   ERR_clear_error();
   if (SSL_CTX_use_certificate_chain_file(ctx, files.cert.c_str()) != 1) {
-    return tls_error(fmt::format("{}cannot load the certificate chain '{}'", where, files.cert));
+    return tls_error(fmt::format("cannot load the certificate chain '{}'", files.cert));
   }
   X509* leaf = SSL_CTX_get0_certificate(ctx);  // the one just loaded
   // Read and matched here rather than with SSL_CTX_check_private_key: with several key types in
@@ -185,16 +184,16 @@ core::Result<std::optional<OcspStaple>> load_into(SSL_CTX* ctx, const Certificat
   core::tls::EvpPkeyPtr key(
       bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, no_passphrase, nullptr) : nullptr);
   if (!key) {
-    return tls_error(fmt::format("{}cannot load the private key '{}'", where, files.key));
+    return tls_error(fmt::format("cannot load the private key '{}'", files.key));
   }
   if (X509_check_private_key(leaf, key.get()) != 1) {
     ERR_clear_error();
     return core::Error::config(
-        "tls_config", fmt::format("{}the key '{}' does not match the certificate '{}'", where,
-                                  files.key, files.cert));
+        "tls_config", fmt::format("the key '{}' does not match the certificate '{}'", files.key,
+                                  files.cert));
   }
   if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1) {
-    return tls_error(fmt::format("{}cannot use the private key '{}'", where, files.key));
+    return tls_error(fmt::format("cannot use the private key '{}'", files.key));
   }
   if (files.ocsp.empty()) return std::optional<OcspStaple>();
 
@@ -210,19 +209,19 @@ core::Result<std::optional<OcspStaple>> load_into(SSL_CTX* ctx, const Certificat
   if (issuer == nullptr) {
     return core::Error::config(
         "tls_config",
-        fmt::format("{}ocsp '{}': the chain '{}' must carry the issuer of the certificate, to "
+        fmt::format("ocsp '{}': the chain '{}' must carry the issuer of the certificate, to "
                     "check the response against",
-                    where, files.ocsp, files.cert));
+                    files.ocsp, files.cert));
   }
   auto der = core::read_file_capped(files.ocsp, kMaxOcspBytes);
   if (!der) {
-    return core::Error::config("tls_config", fmt::format("{}cannot read the OCSP response '{}': {}",
-                                                         where, files.ocsp, der.error().message));
+    return core::Error::config("tls_config", fmt::format("cannot read the OCSP response '{}': {}",
+                                                         files.ocsp, der.error().message));
   }
   auto staple = check_ocsp_response(std::move(*der), leaf, issuer, chain);
   if (!staple) {
     return core::Error::config(
-        "tls_config", fmt::format("{}ocsp '{}' {}", where, files.ocsp, staple.error().message));
+        "tls_config", fmt::format("ocsp '{}' {}", files.ocsp, staple.error().message));
   }
   return std::optional<OcspStaple>(std::move(*staple));
 }
@@ -354,7 +353,7 @@ core::Result<std::shared_ptr<TlsContexts>> TlsContexts::build(const EdgeConfig& 
   std::vector<std::vector<Loaded>> groups;
   for (const auto& files : config.certificates) {
     auto loaded = read_leaf(files);
-    if (!loaded) return loaded.error();
+    if (!loaded) return core::Error(loaded.error()).located(where_in_config(files));
     auto group = std::find_if(groups.begin(), groups.end(),
                               [&](const auto& g) { return g.front().names == loaded->names; });
     if (group == groups.end()) {
@@ -365,11 +364,12 @@ core::Result<std::shared_ptr<TlsContexts>> TlsContexts::build(const EdgeConfig& 
       if (other.kind == loaded->kind) {
         return core::Error::config(
             "tls_config",
-            fmt::format("{}'{}' and '{}' are both {} certificates for the same names ({}): one "
+            fmt::format("'{}' and '{}' are both {} certificates for the same names ({}): one "
                         "certificate per key type and set of names (an RSA and an ECDSA one may "
                         "share names)",
-                        located(files), files.cert, other.files->cert, loaded->kind,
-                        names_text(loaded->info)));
+                        files.cert, other.files->cert, loaded->kind,
+                        names_text(loaded->info)))
+            .located(where_in_config(files));
       }
     }
     group->push_back(std::move(*loaded));
@@ -401,7 +401,7 @@ core::Result<std::shared_ptr<TlsContexts>> TlsContexts::build(const EdgeConfig& 
     std::string ocsp_text;
     for (const auto& member : group) {
       auto staple = load_into(ctx, *member.files);
-      if (!staple) return staple.error();
+      if (!staple) return core::Error(staple.error()).located(where_in_config(*member.files));
       files_text += fmt::format("{}{} [{}]", files_text.empty() ? "" : " + ", member.files->cert,
                                 member.info.key.description);
       if (*staple) {

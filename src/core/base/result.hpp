@@ -23,6 +23,7 @@ struct Error {
   bool retryable = false;
   std::string hint;                 // optional: what the user can do about it
   std::size_t offset = kNoOffset;   // optional: byte offset of the problem in the parsed input
+  std::string where;                // optional: "file:line:column" of the config item at fault
 
   static constexpr std::size_t kNoOffset = static_cast<std::size_t>(-1);
 
@@ -32,6 +33,10 @@ struct Error {
   }
   Error at(std::size_t o) && {
     offset = o;
+    return std::move(*this);
+  }
+  Error located(std::string w) && {
+    where = std::move(w);
     return std::move(*this);
   }
 
