@@ -229,13 +229,7 @@ asio::awaitable<void> Server::accept_loop(WorkerState& worker,
 
 bool Server::reload() {
   auto load = load_egress_config(options_.config_path);
-  for (const auto& d : load.diagnostics) {
-    if (d.severity == core::config::Severity::kError) {
-      spdlog::error("reload: {}", core::config::format(d));
-    } else {
-      spdlog::warn("reload: {}", core::config::format(d));
-    }
-  }
+  core::runtime::log_reload_diagnostics(load.diagnostics);
   std::size_t main_shard = pool_.size();
   if (!load.config) {
     spdlog::error("reload: {} rejected; the running config stays", options_.config_path);

@@ -89,4 +89,14 @@ asio::ip::address to_asio(const net::IpAddress& a) {
   return asio::ip::address_v6(b);
 }
 
+void log_reload_diagnostics(const std::vector<config::Diagnostic>& diagnostics) {
+  for (const auto& d : diagnostics) {
+    if (d.severity == config::Severity::kError) {
+      spdlog::error("reload: {}", config::format(d));
+    } else {
+      spdlog::warn("reload: {}", config::format(d));
+    }
+  }
+}
+
 }  // namespace moat::core::runtime

@@ -6,9 +6,11 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <vector>
 
 #include <asio/ip/address.hpp>
 
+#include "core/config/diagnostic.hpp"
 #include "core/net/address.hpp"
 #include "core/runtime/worker_pool.hpp"
 
@@ -24,6 +26,10 @@ struct SignalHandlers {
 // signal_set receives them), then blocks, dispatching SIGHUP and SIGUSR1, until SIGTERM or
 // SIGINT.
 void run_until_stopped(WorkerPool& pool, const SignalHandlers& handlers, const char* mode);
+
+// On SIGHUP: each problem of the new config on the log as "reload: file:line:column: ...",
+// errors as errors and warnings as warnings.
+void log_reload_diagnostics(const std::vector<config::Diagnostic>& diagnostics);
 
 // Shutdown in two steps: posts `step(worker, false)` to every worker (stop accepting, end what
 // can end now), waits until `active` is 0 or `grace` has passed, then posts `step(worker, true)`
