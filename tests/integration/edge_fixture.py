@@ -286,3 +286,33 @@ def closed_by_peer(sock, timeout=5.0):
             return True
         if not chunk:
             return True
+
+
+# ---- raw HTTP/2, for clients that must misbehave (floods, resets, trickled bodies) -------------
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def frame(kind, flags, stream, payload=b""):
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def hpack_int(value, prefix_bits=7):
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes([value])
+    out = [limit]
+    value -= limit
+    while value >= 128:
+        out.append((value % 128) + 128)
+        value //= 128
+    out.append(value)
+    return bytes(out)
+
+
+def hpack(fields):
+    """Literal fields without indexing, names and values as raw strings (RFC 7541 6.2.2)."""
+    out = b""
+    for name, value in fields:
+        n, v = name.encode(), value.encode()
+        out += b"\x00" + hpack_int(len(n)) + n + hpack_int(len(v)) + v
+    return out

@@ -28,7 +28,7 @@ import time
 import urllib.request
 
 from harness import check, check_eq, done
-from edge_fixture import Edge, Origin, read_response, wait_until
+from edge_fixture import H2_PREFACE, Edge, Origin, frame, hpack, read_response, wait_until
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
 BIG = 16 * 1024 * 1024  # more than loopback socket buffers hold on both sides
@@ -72,8 +72,9 @@ def read_head(sock, timeout=10.0):
     return (int(m.group(1)) if m else 0), headers, rest
 
 
-class BigOrigin:
-    """Answers every request with BIG bytes (Content-Length), as fast as it is read."""
+class RawOrigin:
+    """A threaded origin on loopback: reads one request head per connection and hands it, with
+    the bytes after it, to answer(conn, head, rest); closes the connection afterwards."""
 
     def __init__(self):
         self.listener = socket.socket()
@@ -95,14 +96,22 @@ class BigOrigin:
                 if not chunk:
                     return
                 data += chunk
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % BIG)
-            block = b"x" * 65536
-            for _ in range(BIG // len(block)):
-                conn.sendall(block)
-        except OSError:
+            head, _, rest = data.partition(b"\r\n\r\n")
+            self.answer(conn, head, rest)
+        except (OSError, EOFError, KeyError):
             pass
         finally:
             conn.close()
+
+
+class BigOrigin(RawOrigin):
+    """Answers every request with BIG bytes (Content-Length), as fast as it is read."""
+
+    def answer(self, conn, head, rest):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % BIG)
+        block = b"x" * 65536
+        for _ in range(BIG // len(block)):
+            conn.sendall(block)
 
 
 def ws_frame(payload, opcode=1, mask=True):
@@ -155,54 +164,33 @@ def ws_read_frame(sock, buffer=b""):
     return opcode, payload, buffer[at + n:]
 
 
-class WsOrigin:
+class WsOrigin(RawOrigin):
     """A WebSocket echo server (RFC 6455, hand-written handshake). Records each handshake head."""
 
     def __init__(self):
         self.heads = []
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(16)
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self.serve, daemon=True).start()
+        super().__init__()
 
-    def serve(self):
+    def answer(self, conn, head, rest):
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        self.heads.append(headers)
+        if headers.get("upgrade", "").lower() != "websocket":
+            conn.sendall(b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\n")
+            return
+        accept = base64.b64encode(hashlib.sha1(
+            (headers["sec-websocket-key"] + WS_GUID).encode()).digest()).decode()
+        conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").encode())
+        buffer = rest
         while True:
-            conn, _ = self.listener.accept()
-            threading.Thread(target=self.one, args=(conn,), daemon=True).start()
-
-    def one(self, conn):
-        try:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                data += chunk
-            head, _, rest = data.partition(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            headers = {}
-            for line in lines[1:]:
-                k, _, v = line.partition(":")
-                headers[k.strip().lower()] = v.strip()
-            self.heads.append(headers)
-            if headers.get("upgrade", "").lower() != "websocket":
-                conn.sendall(b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\n\r\n")
+            opcode, payload, buffer = ws_read_frame(conn, buffer)
+            conn.sendall(ws_frame(payload, opcode, mask=False))
+            if opcode == 8:
                 return
-            accept = base64.b64encode(hashlib.sha1(
-                (headers["sec-websocket-key"] + WS_GUID).encode()).digest()).decode()
-            conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                          f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").encode())
-            buffer = rest
-            while True:
-                opcode, payload, buffer = ws_read_frame(conn, buffer)
-                conn.sendall(ws_frame(payload, opcode, mask=False))
-                if opcode == 8:
-                    return
-        except (OSError, EOFError, KeyError):
-            pass
-        finally:
-            conn.close()
 
 
 # ---- edge 1: route limits, slow POST, slow reader, WebSocket --------------------------------
@@ -281,19 +269,6 @@ check(not any(r["path"] == "/upload" for r in app.requests), "the slow body neve
 
 # 2b. The same over HTTP/2: the stream whose body trickles is reset (CANCEL) after the grace, per
 # stream, while the connection and its other streams go on.
-def h2_frame(kind, flags, stream, payload=b""):
-    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
-
-
-def h2_literals(fields):
-    out = b""
-    for name, value in fields:
-        n, v = name.encode(), value.encode()
-        assert len(n) < 127 and len(v) < 127
-        out += b"\x00" + bytes([len(n)]) + n + bytes([len(v)]) + v
-    return out
-
-
 ctx = ssl.create_default_context(cafile=edge.ca)
 ctx.set_alpn_protocols(["h2"])
 h2 = ctx.wrap_socket(socket.create_connection(("127.0.0.1", edge.https_port), timeout=10),
@@ -302,13 +277,13 @@ check(h2.selected_alpn_protocol() == "h2", "HTTP/2 negotiated for the slow-POST 
 slow_before = rejections(edge, "body_rate")
 head = [(":method", "POST"), (":scheme", "https"), (":authority", "app.example.test"),
         (":path", "/upload-h2"), ("content-length", "100000")]
-h2.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0)
-           + h2_frame(1, 0x4, 1, h2_literals(head)))  # HEADERS, END_HEADERS, body to follow
+h2.sendall(H2_PREFACE + frame(4, 0, 0)
+           + frame(1, 0x4, 1, hpack(head)))  # HEADERS, END_HEADERS, body to follow
 started = time.monotonic()
 reset_code, buf = None, b""
 while reset_code is None and time.monotonic() - started < 10:
     try:
-        h2.sendall(h2_frame(0, 0, 1, b"a"))  # one byte of DATA per half second
+        h2.sendall(frame(0, 0, 1, b"a"))  # one byte of DATA per half second
     except OSError:
         break
     h2.settimeout(0.5)

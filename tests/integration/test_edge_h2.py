@@ -16,9 +16,8 @@ import time
 import urllib.request
 
 from harness import check, check_eq, done
-from edge_fixture import Edge, header, wait_until
+from edge_fixture import H2_PREFACE as PREFACE, Edge, frame, header, hpack, wait_until
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, CONTINUATION = 0, 1, 3, 4, 6, 7, 9
 END_STREAM, END_HEADERS, ACK = 0x1, 0x4, 0x1
 PROTOCOL_ERROR, CANCEL, ENHANCE_YOUR_CALM = 1, 8, 11
@@ -28,32 +27,6 @@ edge = Edge(limits="    client_prefix_v4: 32\n    max_body_bytes: 64KiB\n"
 port = edge.https_port
 first_edge = edge
 base = f"https://app.example.test:{port}"
-
-
-def frame(kind, flags, stream, payload=b""):
-    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
-
-
-def hpack_int(value, prefix_bits=7):
-    limit = (1 << prefix_bits) - 1
-    if value < limit:
-        return bytes([value])
-    out = [limit]
-    value -= limit
-    while value >= 128:
-        out.append((value % 128) + 128)
-        value //= 128
-    out.append(value)
-    return bytes(out)
-
-
-def hpack(fields):
-    """Literal fields without indexing, names and values as raw strings (RFC 7541 6.2.2)."""
-    out = b""
-    for name, value in fields:
-        n, v = name.encode(), value.encode()
-        out += b"\x00" + hpack_int(len(n)) + n + hpack_int(len(v)) + v
-    return out
 
 
 def request_block(path="/", method="GET", extra=()):
