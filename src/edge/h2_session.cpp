@@ -75,7 +75,7 @@ struct H2Session::Stream {
 
 H2Session::H2Session(Server& server, WorkerState& worker,
                      std::shared_ptr<const EdgeSnapshot> snapshot,
-                     asio::ssl::stream<asio::ip::tcp::socket>& stream, DownstreamInfo who,
+                     TlsStream& stream, DownstreamInfo who,
                      core::guard::ClientKey client_key)
     : server_(server),
       worker_(worker),
@@ -174,8 +174,7 @@ asio::awaitable<void> H2Session::read_loop() {
   std::string buffer(kReadChunk, '\0');
   for (;;) {
     asio::error_code ec;
-    std::size_t n = co_await stream_.async_read_some(asio::buffer(buffer),
-                                                     asio::redirect_error(use_awaitable, ec));
+    std::size_t n = co_await stream_.read_some(asio::buffer(buffer), ec);
     if (ec || n == 0) break;
     bool ok = connection_->receive(std::string_view(buffer.data(), n));
     wake_writer();
@@ -208,8 +207,7 @@ asio::awaitable<void> H2Session::write_loop() {
             stream_.next_layer().cancel(ignored);
           });
       asio::error_code ec;
-      co_await asio::async_write(stream_, asio::buffer(out),
-                                 asio::redirect_error(use_awaitable, ec));
+      co_await stream_.write_all(out, ec);
       write_deadline_.cancel();
       if (write_timed_out_) server_.count_send_timeout(worker_.index);
       if (ec || write_timed_out_) break;

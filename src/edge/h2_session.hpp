@@ -16,7 +16,6 @@
 
 #include <asio/awaitable.hpp>
 #include <asio/ip/tcp.hpp>
-#include <asio/ssl/stream.hpp>
 #include <asio/steady_timer.hpp>
 
 #include "core/guard/client_key.hpp"
@@ -34,7 +33,7 @@ class H2Session : public std::enable_shared_from_this<H2Session>, public H2Handl
  public:
   // `stream`: the connection's TLS stream, owned by the Session, which outlives run().
   H2Session(Server& server, WorkerState& worker, std::shared_ptr<const EdgeSnapshot> snapshot,
-            asio::ssl::stream<asio::ip::tcp::socket>& stream, DownstreamInfo who,
+            TlsStream& stream, DownstreamInfo who,
             core::guard::ClientKey client_key);
   ~H2Session() override;
 
@@ -72,7 +71,7 @@ class H2Session : public std::enable_shared_from_this<H2Session>, public H2Handl
   WorkerState& worker_;
   std::shared_ptr<const EdgeSnapshot> snapshot_;
   const EdgeConfig& config_;
-  asio::ssl::stream<asio::ip::tcp::socket>& stream_;
+  TlsStream& stream_;
   DownstreamInfo who_;
   core::guard::ClientKey client_key_;
   std::unique_ptr<H2Connection> connection_;

@@ -16,7 +16,6 @@
 #include <asio/connect.hpp>
 #include <asio/detached.hpp>
 #include <asio/redirect_error.hpp>
-#include <asio/ssl.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 #include <fmt/format.h>
@@ -131,9 +130,8 @@ Session::Session(Server& server, WorkerState& worker, std::shared_ptr<const Edge
     client_port_ = remote.port();
   }
   socket.set_option(asio::ip::tcp::no_delay(true), ec);
-  exchange_.emplace(server_, worker_, config_, socket.get_executor());
   if (tls_) {
-    stream_.emplace(std::move(socket), snapshot_->tls->default_context());
+    stream_.emplace(std::move(socket), snapshot_->tls->default_context().native_handle());
   } else {
     plain_ = std::move(socket);
   }
@@ -157,8 +155,10 @@ asio::awaitable<void> Session::run() {
   disarm();
   asio::error_code ec;
   lowest().close(ec);
-  exchange_->cancel();
-  exchange_->release(false);
+  if (exchange_) {
+    exchange_->cancel();
+    exchange_->release(false);
+  }
   server_.guard_close(client_key_);
   server_.on_connection_close(worker_.index, tls_);
 }
@@ -179,6 +179,23 @@ asio::awaitable<void> Session::run_phases() {
     }
   }
   for (bool first = true;; first = false) {
+    if (in_.empty()) {
+      // Between requests the connection holds no buffer and no request state: idle keep-alive
+      // connections are the ones there are many of. The first request has header_timeout to
+      // start, later ones idle_timeout.
+      idle_ = true;
+      release_buffers();
+      arm(first ? config_.limits.header_timeout : config_.limits.idle_timeout);
+      // The wait itself is here, not in a helper coroutine: every frame alive while idle is
+      // memory multiplied by the idle connections.
+      asio::error_code ec;
+      if (!tls_ || !stream_->has_pending()) {
+        co_await lowest().async_wait(asio::socket_base::wait_read,
+                                     asio::redirect_error(use_awaitable, ec));
+      }
+      disarm();
+      if (ec || draining_) break;
+    }
     Next next = co_await serve_stream(first);
     if (record_open_) write_access_record();
     if (next == Next::kClose || draining_) break;
@@ -195,8 +212,7 @@ asio::awaitable<Session::Step> Session::handshake() {
   if (!server_.guard_handshake(worker_.index, client_key_).allowed()) co_return Step::kDone;
   arm(config_.limits.handshake_timeout);
   asio::error_code ec;
-  co_await stream_->async_handshake(asio::ssl::stream_base::server,
-                                    asio::redirect_error(use_awaitable, ec));
+  co_await stream_->handshake(ec);
   disarm();
   if (ec) {
     server_.count_handshake_failure(worker_.index, timed_out_ ? "timeout" : "error");
@@ -272,8 +288,9 @@ asio::awaitable<Session::Next> Session::serve_stream(bool first) {
 asio::awaitable<Session::Step> Session::read_head(http::RequestHeadParser& parser, bool first) {
   record_.phase = "request";
   const std::size_t cap = config_.limits.max_request_line + config_.limits.max_header_bytes + 4;
-  idle_ = true;
   if (in_.empty()) {
+    // Readable, but the bytes may be a TLS record's first part only: still under the idle
+    // deadline, as run_phases' wait was.
     arm(first ? config_.limits.header_timeout : config_.limits.idle_timeout);
     asio::error_code ec;
     std::size_t n = co_await client_read(cap, ec);
@@ -609,6 +626,10 @@ asio::awaitable<Session::Step> Session::forward(const http::RequestHeadParser& p
   request_ += "\r\n";
   request_ += body_;
 
+  if (!exchange_) {
+    exchange_ = std::make_unique<UpstreamExchange>(server_, worker_, config_,
+                                                   lowest().get_executor());
+  }
   auto failed =
       co_await exchange_->send(pool, record_.method, request_, head_request_, record_, websocket_);
   if (failed) {
@@ -720,8 +741,7 @@ asio::awaitable<void> Session::tunnel() {
                  asio::detached);
   std::string buffer(kReadChunk, '\0');
   while (!ec) {
-    std::size_t n = co_await stream_->async_read_some(asio::buffer(buffer),
-                                                      asio::redirect_error(use_awaitable, ec));
+    std::size_t n = co_await stream_->read_some(asio::buffer(buffer), ec);
     if (ec || n == 0) break;
     deadline_.arm(config_.limits.idle_timeout);
     record_.bytes_in += n;
@@ -759,8 +779,7 @@ asio::awaitable<void> Session::tunnel_upstream_to_client(asio::steady_timer& don
                                                         asio::redirect_error(use_awaitable, ec));
       if (ec || n == 0) break;
       deadline_.arm(config_.limits.idle_timeout);
-      co_await asio::async_write(*stream_, asio::buffer(buffer.data(), n),
-                                 asio::redirect_error(use_awaitable, ec));
+      co_await stream_->write_all(std::string_view(buffer.data(), n), ec);
       if (ec) break;
       record_.bytes_out += n;
       deadline_.arm(config_.limits.idle_timeout);
@@ -840,6 +859,16 @@ asio::awaitable<void> Session::reply_local(int status, const char* code, std::st
   co_await client_write(response);
 }
 
+void Session::release_buffers() {
+  // The read buffer always (the next request allocates it again when it arrives); the others
+  // when a large request or response grew them.
+  std::string().swap(in_);
+  exchange_.reset();  // its upstream connection went back to the worker's pool
+  for (std::string* buffer : {&body_, &out_, &data_, &request_}) {
+    if (buffer->capacity() > kIdleReadChunk) std::string().swap(*buffer);
+  }
+}
+
 asio::awaitable<std::size_t> Session::client_read(std::size_t limit, asio::error_code& ec) {
   const std::size_t old = in_.size();
   // A connection waiting for its next request holds a small buffer, not a full chunk: idle
@@ -849,8 +878,7 @@ asio::awaitable<std::size_t> Session::client_read(std::size_t limit, asio::error
   in_.resize(old + want);
   std::size_t n = 0;
   if (tls_) {
-    n = co_await stream_->async_read_some(asio::buffer(in_.data() + old, want),
-                                          asio::redirect_error(use_awaitable, ec));
+    n = co_await stream_->read_some(asio::buffer(in_.data() + old, want), ec);
   } else {
     n = co_await plain_.async_read_some(asio::buffer(in_.data() + old, want),
                                         asio::redirect_error(use_awaitable, ec));
@@ -867,11 +895,11 @@ asio::awaitable<bool> Session::client_write(std::string_view bytes) {
   while (total < bytes.size()) {
     arm(config_.limits.send_timeout);
     std::size_t n = 0;
-    auto rest = asio::buffer(bytes.data() + total, bytes.size() - total);
     if (tls_) {
-      n = co_await stream_->async_write_some(rest, asio::redirect_error(use_awaitable, ec));
+      n = co_await stream_->write_some(bytes.substr(total), ec);
     } else {
-      n = co_await plain_.async_write_some(rest, asio::redirect_error(use_awaitable, ec));
+      n = co_await plain_.async_write_some(asio::buffer(bytes.substr(total)),
+                                           asio::redirect_error(use_awaitable, ec));
     }
     disarm();
     total += n;
@@ -902,7 +930,7 @@ asio::awaitable<bool> Session::client_write(std::string_view bytes) {
 asio::awaitable<void> Session::tls_shutdown() {
   arm(std::chrono::milliseconds(1000));
   asio::error_code ec;
-  co_await stream_->async_shutdown(asio::redirect_error(use_awaitable, ec));
+  co_await stream_->shutdown(ec);
   disarm();
 }
 
@@ -918,7 +946,7 @@ void Session::on_deadline(void* self) {
   session->timed_out_ = true;
   asio::error_code ignored;
   session->lowest().cancel(ignored);
-  if (session->tunnelling_) session->exchange_->cancel();
+  if (session->tunnelling_ && session->exchange_) session->exchange_->cancel();
 }
 
 void Session::abort(bool in_flight_too) {
@@ -930,7 +958,7 @@ void Session::abort(bool in_flight_too) {
   if (!idle_ && !in_flight_too) return;  // finishes its response, then closes
   asio::error_code ignored;
   lowest().cancel(ignored);
-  exchange_->cancel();
+  if (exchange_) exchange_->cancel();
   lowest().shutdown(asio::socket_base::shutdown_both, ignored);
 }
 

@@ -17,7 +17,6 @@
 
 #include <asio/awaitable.hpp>
 #include <asio/ip/tcp.hpp>
-#include <asio/ssl/stream.hpp>
 #include <asio/steady_timer.hpp>
 
 #include "core/guard/client_key.hpp"
@@ -28,6 +27,7 @@
 #include "edge/config.hpp"
 #include "edge/overload.hpp"
 #include "edge/tls.hpp"
+#include "edge/tls_stream.hpp"
 #include "edge/upstream_exchange.hpp"
 
 namespace moat::core::http {
@@ -155,6 +155,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // The one place that turns an outcome into a local reply (400, 404, 413, 502, 504, ...).
   asio::awaitable<void> reply_local(int status, const char* code, std::string reason,
                                     const char* termination = "proxy");
+  // Between requests: gives back the buffers a request grew, and the upstream side.
+  void release_buffers();
   asio::awaitable<std::size_t> client_read(std::size_t limit, asio::error_code& ec);
   asio::awaitable<bool> client_write(std::string_view bytes);
   asio::awaitable<void> tls_shutdown();
@@ -173,8 +175,9 @@ class Session : public std::enable_shared_from_this<Session> {
   const EdgeConfig& config_;
   bool tls_;
   asio::ip::tcp::socket plain_;
-  std::optional<asio::ssl::stream<asio::ip::tcp::socket>> stream_;
-  std::optional<UpstreamExchange> exchange_;  // this connection's upstream side, per stream
+  std::optional<TlsStream> stream_;
+  // This connection's upstream side while a request is forwarded; none while idle.
+  std::unique_ptr<UpstreamExchange> exchange_;
   std::shared_ptr<H2Session> h2_;  // set when ALPN chose h2: it serves the connection
   core::runtime::Deadline deadline_;
   bool timed_out_ = false;
