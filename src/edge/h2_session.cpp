@@ -426,7 +426,7 @@ asio::awaitable<void> H2Session::serve_phases(Stream& s) {
     request.append(name).append(": ").append(value).append("\r\n");
   }
   if (!q.cookie.empty()) request.append("cookie: ").append(q.cookie).append("\r\n");
-  request += forwarding_headers(who_, authority, r.request_id);
+  append_forwarding_headers(request, who_, authority, r.request_id);
   if (!q.body.empty() || q.saw_data || q.content_length || may_have_body(q.method)) {
     request += fmt::format("Content-Length: {}\r\n", q.body.size());
   }
@@ -454,8 +454,9 @@ asio::awaitable<void> H2Session::serve_phases(Stream& s) {
   r.phase = "response";
   const UpstreamResponse& response = s.exchange->response();
   std::vector<std::pair<std::string, std::string>> headers;
-  headers.reserve(response.headers.size() + 3);
-  for (const auto& [name, value] : response.headers) headers.emplace_back(lower(name), value);
+  response.for_each_field([&](std::string_view name, std::string_view value) {
+    headers.emplace_back(lower(name), value);
+  });
   headers.emplace_back("strict-transport-security", snapshot_->hsts);
   if (!response.has_request_id) headers.emplace_back("x-request-id", r.request_id);
   if (response.body == UpstreamResponse::Body::kContentLength) {

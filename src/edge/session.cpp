@@ -121,13 +121,15 @@ Session::Session(Server& server, WorkerState& worker, std::shared_ptr<const Edge
       plain_(socket.get_executor()),
       deadline_(*worker.deadlines, &Session::on_deadline, this),
       client_key_(client_key) {
+  who_.tls = tls_;
   asio::error_code ec;
   auto remote = socket.remote_endpoint(ec);
   if (!ec) {
     client_address_ = to_ip(remote.address());
     if (auto v4 = client_address_.embedded_v4()) client_address_ = *v4;
-    client_text_ = client_address_.to_string();
-    client_port_ = remote.port();
+    who_.client_text = client_address_.to_string();
+    who_.client_v4 = client_address_.is_v4();
+    who_.client_port = remote.port();
   }
   socket.set_option(asio::ip::tcp::no_delay(true), ec);
   if (tls_) {
@@ -169,7 +171,7 @@ asio::awaitable<void> Session::run_phases() {
   if (tls_) {
     Step step = co_await handshake();
     if (step == Step::kDone) co_return;
-    if (alpn_ == "h2") {
+    if (who_.alpn == "h2") {
       // RFC 9113 3.2: h2 was negotiated; the connection speaks HTTP/2 from its first byte.
       h2_ = std::make_shared<H2Session>(server_, worker_, snapshot_, *stream_, info(),
                                         client_key_);
@@ -219,19 +221,19 @@ asio::awaitable<Session::Step> Session::handshake() {
     co_return Step::kDone;
   }
   SSL* ssl = stream_->native_handle();
-  tls_version_ = SSL_get_version(ssl);
+  who_.tls_version = SSL_get_version(ssl);
   const unsigned char* alpn = nullptr;
   unsigned int alpn_length = 0;
   SSL_get0_alpn_selected(ssl, &alpn, &alpn_length);
-  if (alpn != nullptr) alpn_.assign(reinterpret_cast<const char*>(alpn), alpn_length);
+  if (alpn != nullptr) who_.alpn.assign(reinterpret_cast<const char*>(alpn), alpn_length);
   if (const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)) {
-    sni_ = std::string(name).substr(0, 255);
+    who_.sni = std::string(name).substr(0, 255);
   }
   co_return Step::kContinue;
 }
 
 void Session::begin_stream() {
-  record_ = StreamRecord{};
+  record_.reset();
   record_.start_time = std::chrono::system_clock::now();
   record_.start = std::chrono::steady_clock::now();
   record_open_ = false;
@@ -301,7 +303,7 @@ asio::awaitable<Session::Step> Session::read_head(http::RequestHeadParser& parse
   record_open_ = true;
   record_.start_time = std::chrono::system_clock::now();
   record_.start = std::chrono::steady_clock::now();
-  record_.request_id = new_request_id();
+  assign_request_id();
   arm(config_.limits.header_timeout);
   for (;;) {
     auto status = parser.feed(in_);
@@ -337,11 +339,11 @@ asio::awaitable<Session::Step> Session::read_head(http::RequestHeadParser& parse
   }
   disarm();
   record_.bytes_in += parser.consumed();
-  record_.method = std::string(parser.method());
+  record_.method = parser.method();
   record_.http_version = parser.version() == http::HttpVersion::kHttp10 ? "HTTP/1.0" : "HTTP/1.1";
   std::string_view target = parser.target();
-  record_.path = std::string(target.substr(0, std::min(target.find('?'), std::size_t{2048})));
-  if (auto host = parser.find_header("host")) record_.host = std::string(host->substr(0, 255));
+  record_.path = target.substr(0, std::min(target.find('?'), std::size_t{2048}));
+  if (auto host = parser.find_header("host")) record_.host = host->substr(0, 255);
   client_http10_ = parser.version() == http::HttpVersion::kHttp10;
   head_request_ = parser.method() == "HEAD";
   // RFC 9112 9.3: HTTP/1.0 closes unless asked otherwise; "Connection: close" closes.
@@ -456,7 +458,7 @@ Session::Step Session::check_request(const http::RequestHeadParser& parser) {
   }
   forward_target_ += std::string(target);
   std::string_view path = target.substr(0, target.find('?'));
-  record_.path = std::string(path.substr(0, 2048));
+  record_.path = path.substr(0, 2048);
   if (target.find('#') != std::string_view::npos) {
     return refuse(400, "bad_target", "fragment in the request target", true);
   }
@@ -604,8 +606,8 @@ asio::awaitable<Session::Step> Session::forward(const http::RequestHeadParser& p
   record_.phase = "upstream";
   const Pool& pool = config_.pools[route_->pool];
   request_.clear();
-  request_ += fmt::format("{} {} HTTP/1.1\r\nHost: {}\r\n", parser.method(), forward_target_,
-                          host_header_);
+  request_.append(parser.method()).append(" ").append(forward_target_).append(" HTTP/1.1\r\nHost: ");
+  request_.append(host_header_).append("\r\n");
   for (std::size_t i = 0; i < parser.header_count(); ++i) {
     const http::HeaderField f = parser.header(i);
     if (is_hop_by_hop(f.name) || named_by_connection(parser, f.name)) continue;
@@ -618,10 +620,10 @@ asio::awaitable<Session::Step> Session::forward(const http::RequestHeadParser& p
     if (replaced) continue;
     request_.append(f.name).append(": ").append(f.value).append("\r\n");
   }
-  request_ += forwarding_headers(info(), host_header_, record_.request_id);
+  append_forwarding_headers(request_, who_, host_header_, record_.request_id);
   if (websocket_) request_ += "Connection: Upgrade\r\nUpgrade: websocket\r\n";
   if (http::classify_body_framing(parser).kind != http::BodyFraming::Kind::kNone) {
-    request_ += fmt::format("Content-Length: {}\r\n", body_.size());
+    fmt::format_to(std::back_inserter(request_), "Content-Length: {}\r\n", body_.size());
   }
   request_ += "\r\n";
   request_ += body_;
@@ -643,20 +645,19 @@ asio::awaitable<Session::Step> Session::forward(const http::RequestHeadParser& p
   // The client's response head, re-framed for HTTP/1.x.
   const UpstreamResponse& response = exchange_->response();
   out_.clear();
-  out_ += fmt::format("HTTP/1.1 {} {}\r\n", response.status, response.reason);
-  for (const auto& [name, value] : response.headers) {
-    out_.append(name).append(": ").append(value).append("\r\n");
-  }
+  auto out = std::back_inserter(out_);
+  fmt::format_to(out, "HTTP/1.1 {} {}\r\n", response.status, response.reason);
+  out_ += response.fields;
   if (response.status == 101) {  // only when asked (websocket_): UpstreamExchange checks
     out_ += "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
     co_return Step::kContinue;
   }
-  out_ += fmt::format("Strict-Transport-Security: {}\r\n", snapshot_->hsts);
-  if (!response.has_request_id) out_ += fmt::format("X-Request-Id: {}\r\n", record_.request_id);
+  out_.append("Strict-Transport-Security: ").append(snapshot_->hsts).append("\r\n");
+  if (!response.has_request_id) out_.append("X-Request-Id: ").append(record_.request_id).append("\r\n");
   using Body = UpstreamResponse::Body;
   switch (response.body) {
     case Body::kContentLength:
-      out_ += fmt::format("Content-Length: {}\r\n", response.content_length);
+      fmt::format_to(out, "Content-Length: {}\r\n", response.content_length);
       break;
     case Body::kChunked:
       if (client_http10_) {
@@ -815,7 +816,7 @@ asio::awaitable<Session::Next> Session::redirect(const http::RequestHeadParser& 
     co_return Next::kClose;
   }
   record_.host = host->host;
-  record_.path = std::string(target.substr(0, std::min(target.find('?'), std::size_t{2048})));
+  record_.path = target.substr(0, std::min(target.find('?'), std::size_t{2048}));
   if (record_.path.rfind("/.well-known/acme-challenge/", 0) == 0) {
     // ACME HTTP-01 answers come with certificate automation; until then, not found.
     co_await reply_local(404, "acme_not_configured", "ACME challenges are not served yet");
@@ -838,7 +839,7 @@ asio::awaitable<Session::Next> Session::redirect(const http::RequestHeadParser& 
 asio::awaitable<void> Session::reply_local(int status, const char* code, std::string reason,
                                            const char* termination) {
   record_open_ = true;
-  if (record_.request_id.empty()) record_.request_id = new_request_id();
+  if (record_.request_id.empty()) assign_request_id();
   record_.status = status;
   record_.code = code;
   record_.reason = std::move(reason);
@@ -863,7 +864,7 @@ void Session::release_buffers() {
   // The read buffer always (the next request allocates it again when it arrives); the others
   // when a large request or response grew them.
   std::string().swap(in_);
-  exchange_.reset();  // its upstream connection went back to the worker's pool
+  if (exchange_) exchange_->release_buffers();
   for (std::string* buffer : {&body_, &out_, &data_, &request_}) {
     if (buffer->capacity() > kIdleReadChunk) std::string().swap(*buffer);
   }
@@ -962,20 +963,10 @@ void Session::abort(bool in_flight_too) {
   lowest().shutdown(asio::socket_base::shutdown_both, ignored);
 }
 
-std::string Session::new_request_id() {
-  return fmt::format("{:016x}{:016x}", worker_.random(), worker_.random());
-}
-
-DownstreamInfo Session::info() const {
-  DownstreamInfo who;
-  who.tls = tls_;
-  who.client_text = client_text_;
-  who.client_port = client_port_;
-  who.client_v4 = client_address_.is_v4();
-  who.tls_version = tls_version_;
-  who.alpn = alpn_;
-  who.sni = sni_;
-  return who;
+void Session::assign_request_id() {
+  record_.request_id.clear();
+  fmt::format_to(std::back_inserter(record_.request_id), "{:016x}{:016x}", worker_.random(),
+                 worker_.random());
 }
 
 void Session::write_access_record() {

@@ -110,6 +110,18 @@ struct StreamRecord {
   const char* code = "";         // stable token for the outcome: ok, no_route, bad_request, ...
   const char* limit = "";        // the guard limit that answered (requests, banned), if any
   std::string reason;
+
+  // Back to a new record, keeping the strings' buffers for the next request.
+  void reset() {
+    std::string* kept[] = {&request_id, &method, &host, &path, &upstream, &reason};
+    std::string saved[std::size(kept)];
+    for (std::size_t i = 0; i < std::size(kept); ++i) saved[i] = std::move(*kept[i]);
+    *this = StreamRecord{};
+    for (std::size_t i = 0; i < std::size(kept); ++i) {
+      *kept[i] = std::move(saved[i]);
+      kept[i]->clear();
+    }
+  }
 };
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -166,8 +178,8 @@ class Session : public std::enable_shared_from_this<Session> {
   static void on_deadline(void* self);
   void begin_stream();
   void write_access_record();
-  DownstreamInfo info() const;
-  std::string new_request_id();
+  const DownstreamInfo& info() const { return who_; }
+  void assign_request_id();  // a new random id into record_.request_id
 
   Server& server_;
   WorkerState& worker_;
@@ -201,11 +213,7 @@ class Session : public std::enable_shared_from_this<Session> {
   core::guard::ClientKey client_key_;  // admitted under this key (released at the end)
   std::string reply_headers_;           // extra header lines for the next local reply
   core::net::IpAddress client_address_;
-  std::string client_text_;
-  std::uint16_t client_port_ = 0;
-  std::string tls_version_;
-  std::string alpn_;
-  std::string sni_;
+  DownstreamInfo who_;  // the client's address and TLS facts, for records and forwarding
   std::size_t requests_ = 0;
   StreamRecord record_;
   bool record_open_ = false;

@@ -123,13 +123,13 @@ void write_access_record(Server& server, WorkerState& worker, const DownstreamIn
 // RFC 7239 4: an IPv6 node is bracketed and quoted; the Host (checked by parse_destination: no
 // quotes or backslashes) is always quoted since it may carry ':'. The edge is the first hop, so
 // the client's own values for these are claims, not facts: callers drop them.
-std::string forwarding_headers(const DownstreamInfo& who, std::string_view host,
+void append_forwarding_headers(std::string& out, const DownstreamInfo& who, std::string_view host,
                                std::string_view request_id) {
-  return fmt::format(
-      "X-Forwarded-For: {}\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: {}\r\n"
-      "Forwarded: for={};proto=https;host=\"{}\"\r\nX-Request-Id: {}\r\n",
-      who.client_text, host, who.client_v4 ? who.client_text : "\"[" + who.client_text + "]\"",
-      host, request_id);
+  fmt::format_to(std::back_inserter(out),
+                 "X-Forwarded-For: {}\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: {}\r\n"
+                 "Forwarded: for={}{}{};proto=https;host=\"{}\"\r\nX-Request-Id: {}\r\n",
+                 who.client_text, host, who.client_v4 ? "" : "\"[", who.client_text,
+                 who.client_v4 ? "" : "]\"", host, request_id);
 }
 
 const Member* pick_member(const Pool& pool, std::size_t worker,
@@ -319,9 +319,9 @@ asio::awaitable<bool> UpstreamExchange::send_and_read_head(const std::string& re
                                  std::chrono::steady_clock::now() - sent_at)
                                  .count();
         record.status = 101;
-        response_ = UpstreamResponse{};
+        response_.clear();
         response_.status = 101;
-        response_.reason = std::string(head.reason());
+        response_.reason = head.reason();
         for (std::size_t i = 0; i < head.header_count(); ++i) {
           const http::HeaderField f = head.header(i);
           if (is_hop_by_hop(f.name) || named_by_connection(head, f.name)) continue;
@@ -329,7 +329,7 @@ asio::awaitable<bool> UpstreamExchange::send_and_read_head(const std::string& re
           if (http::iequals_ascii(f.name, "content-length")) continue;
           response_.has_request_id =
               response_.has_request_id || http::iequals_ascii(f.name, "x-request-id");
-          response_.headers.emplace_back(std::string(f.name), std::string(f.value));
+          response_.add_field(f.name, f.value);
         }
         response_.body = UpstreamResponse::Body::kNone;
         reusable_ = false;  // never back to the pool: it carries another protocol now
@@ -350,9 +350,9 @@ asio::awaitable<bool> UpstreamExchange::send_and_read_head(const std::string& re
     record.status = head.status_code();
     const bool passthrough_length = head_request || head.status_code() == 304;
     bool upstream_closes = head.version() == http::HttpVersion::kHttp10;
-    response_ = UpstreamResponse{};
+    response_.clear();
     response_.status = head.status_code();
-    response_.reason = std::string(head.reason());
+    response_.reason = head.reason();
     for (std::size_t i = 0; i < head.header_count(); ++i) {
       const http::HeaderField f = head.header(i);
       if (http::iequals_ascii(f.name, "connection") && http::list_contains_token(f.value, "close")) {
@@ -363,7 +363,7 @@ asio::awaitable<bool> UpstreamExchange::send_and_read_head(const std::string& re
       if (http::iequals_ascii(f.name, "content-length") && !passthrough_length) continue;
       response_.has_request_id =
           response_.has_request_id || http::iequals_ascii(f.name, "x-request-id");
-      response_.headers.emplace_back(std::string(f.name), std::string(f.value));
+      response_.add_field(f.name, f.value);
     }
     reusable_ = !upstream_closes;
     response_.content_length = framing.content_length;

@@ -54,7 +54,7 @@ void write_access_record(Server& server, WorkerState& worker, const DownstreamIn
                          const StreamRecord& record);
 
 // The X-Forwarded-For/-Proto/-Host, Forwarded and X-Request-Id lines the edge sets upstream.
-std::string forwarding_headers(const DownstreamInfo& who, std::string_view host,
+void append_forwarding_headers(std::string& out, const DownstreamInfo& who, std::string_view host,
                                std::string_view request_id);
 
 // A reply the edge makes itself because the upstream side failed (502, 503, 504).
@@ -72,10 +72,36 @@ struct LocalReply {
 struct UpstreamResponse {
   int status = 0;
   std::string reason;
-  std::vector<std::pair<std::string, std::string>> headers;
+  // The kept fields as HTTP/1.1 lines, "Name: value\r\n" each, in the upstream's order: the
+  // HTTP/1.1 side appends them as they are, the HTTP/2 side walks them (for_each_field).
+  std::string fields;
   bool has_request_id = false;
   enum class Body : std::uint8_t { kNone, kContentLength, kChunked, kUntilClose } body = Body::kNone;
   std::uint64_t content_length = 0;
+
+  // For the next response on the same exchange; keeps the strings' capacity.
+  void clear() {
+    status = 0;
+    reason.clear();
+    fields.clear();
+    has_request_id = false;
+    body = Body::kNone;
+    content_length = 0;
+  }
+  void add_field(std::string_view name, std::string_view value) {
+    fields.append(name).append(": ").append(value).append("\r\n");
+  }
+  // Calls `f(name, value)` for each kept field, in order.
+  template <typename F>
+  void for_each_field(F&& f) const {
+    std::string_view rest = fields;
+    while (!rest.empty()) {
+      const std::size_t colon = rest.find(": ");
+      const std::size_t end = rest.find("\r\n", colon);
+      f(rest.substr(0, colon), rest.substr(colon + 2, end - colon - 2));
+      rest.remove_prefix(end + 2);
+    }
+  }
 };
 
 // Which member of `pool` gets an attempt by `worker`: the pool's method among the members that
@@ -111,6 +137,8 @@ class UpstreamExchange {
   void release(bool keep);
   // Drops the connection now (client gone, drain): pending operations end with an error.
   void cancel();
+  // Between requests: gives back the read buffer (an idle connection holds none).
+  void release_buffers() { std::string().swap(in_); }
   bool timed_out() const { return timed_out_; }
   // The upstream asked to close, or its body ends with the close.
   bool closes() const { return !reusable_; }

@@ -70,6 +70,9 @@ RequestHeadParser::RequestHeadParser(RequestHeadLimits limits) : limits_(limits)
   limits_.max_request_line_bytes = std::min(limits_.max_request_line_bytes, kMaxLimit);
   limits_.max_header_bytes = std::min(limits_.max_header_bytes, kMaxLimit);
   limits_.max_leading_empty_lines = std::min<std::size_t>(limits_.max_leading_empty_lines, 1024);
+  // Room for a typical head at once instead of growing by doubling.
+  buffer_.reserve(1024);
+  fields_.reserve(16);
 }
 
 void RequestHeadParser::reset() { *this = RequestHeadParser(limits_); }

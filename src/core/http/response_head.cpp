@@ -39,6 +39,9 @@ ResponseHeadParser::ResponseHeadParser(ResponseHeadLimits limits) : limits_(limi
   constexpr std::size_t kMaxLimit = std::size_t{1} << 30;
   limits_.max_status_line_bytes = std::min(limits_.max_status_line_bytes, kMaxLimit);
   limits_.max_header_bytes = std::min(limits_.max_header_bytes, kMaxLimit);
+  // Room for a typical head at once instead of growing by doubling.
+  buffer_.reserve(1024);
+  fields_.reserve(16);
 }
 
 void ResponseHeadParser::reset() { *this = ResponseHeadParser(limits_); }
@@ -93,6 +96,29 @@ ParseStatus ResponseHeadParser::feed(std::string_view bytes) {
       continue;
     }
     if (c == '\n') return fail("bare_lf", "LF without CR in the response head", at);
+    if (line_length_ > 0 && is_field_byte(c) && (in_headers_ || c != '\t')) {
+      // Inside a line: the run of ordinary bytes up to the next CR (or bad byte) is checked and
+      // copied at once; the per-byte path below handles the rest, limits included.
+      std::size_t end = i + 1;
+      while (end < bytes.size() && is_field_byte(static_cast<unsigned char>(bytes[end])) &&
+             (in_headers_ || bytes[end] != '\t')) {
+        ++end;
+      }
+      std::size_t run = end - i;
+      if (in_headers_) {
+        // header_bytes_ already counts byte i.
+        run = std::min(run, limits_.max_header_bytes - header_bytes_ + 1);
+      } else {
+        run = std::min(run, limits_.max_status_line_bytes - line_length_);
+      }
+      if (run > 1) {
+        if (in_headers_) header_bytes_ += run - 1;
+        buffer_.append(bytes.data() + i, run);
+        line_length_ += run;
+        i += run - 1;
+        continue;
+      }
+    }
     if (!in_headers_) {
       if (line_length_ >= limits_.max_status_line_bytes) {
         return fail("status_line_too_long", "status line exceeds the limit", at);

@@ -10,6 +10,18 @@ void append_json_string(std::string& out, std::string_view value) {
   static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
   for (std::size_t i = 0; i < value.size();) {
+    // The common case, a run of printable ASCII that needs no escape, is copied at once.
+    std::size_t plain = i;
+    while (plain < value.size()) {
+      const auto b = static_cast<unsigned char>(value[plain]);
+      if (b < 0x20 || b >= 0x7f || b == '"' || b == '\\') break;
+      ++plain;
+    }
+    if (plain > i) {
+      out.append(value.data() + i, plain - i);
+      i = plain;
+      continue;
+    }
     const auto c = static_cast<unsigned char>(value[i]);
     if (c >= 0x80) {
       const std::size_t n = detail::utf8_sequence_length(value, i);

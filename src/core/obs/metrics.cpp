@@ -239,9 +239,9 @@ const ShardBlock* FamilyBase::series(std::span<const std::string_view> values) {
     misuse("metric " + name_ + " takes " + std::to_string(label_names_.size()) +
            " label values, got " + std::to_string(values.size()));
   }
-  LabelValues key(values.begin(), values.end());
   std::lock_guard lock(mutex_);
-  auto& block = series_[std::move(key)];
+  if (auto it = series_.find(values); it != series_.end()) return it->second.get();
+  auto& block = series_[LabelValues(values.begin(), values.end())];
   if (!block) {
     const std::size_t slots = type_ == MetricType::kHistogram ? bounds_.size() + 2 : 1;
     block = std::make_unique<ShardBlock>(shard_count_, slots);

@@ -5,6 +5,7 @@
 // Naming rules and exposition details: docs/observability.md.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <cassert>
@@ -142,6 +143,18 @@ enum class MetricType { kCounter, kGauge, kHistogram };
 
 using LabelValues = std::vector<std::string>;
 
+// Orders label value lists, and compares them with a list of views so that finding an existing
+// series allocates nothing (the per-request path).
+struct LabelValuesLess {
+  using is_transparent = void;
+  template <typename A, typename B>
+  bool operator()(const A& a, const B& b) const {
+    return std::lexicographical_compare(
+        a.begin(), a.end(), b.begin(), b.end(),
+        [](std::string_view x, std::string_view y) { return x < y; });
+  }
+};
+
 // Registration-time misuse (bad metric or label name, conflicting re-registration, wrong number
 // of label values) is a programming error found by tests; it throws std::invalid_argument. These
 // calls run at start-up or reload, never on the data path.
@@ -175,7 +188,7 @@ class FamilyBase {
   std::vector<double> bounds_;  // histograms only
   std::size_t shard_count_;
   mutable std::mutex mutex_;  // guards series_ (insertions vs scrape), never the update path
-  std::map<LabelValues, std::unique_ptr<ShardBlock>> series_;  // sorted: stable output
+  std::map<LabelValues, std::unique_ptr<ShardBlock>, LabelValuesLess> series_;  // sorted: stable output
 };
 
 template <typename Handle, MetricType kType>

@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace moat::core::http {
 namespace {
@@ -67,6 +68,47 @@ TEST(ResponseHead, HeaderLimit) {
   EXPECT_EQ(p.feed("HTTP/1.1 200 OK\r\nX: " + std::string(64, 'a') + "\r\n\r\n"),
             ParseStatus::kError);
   EXPECT_EQ(p.error().code, "response_headers_too_large");
+}
+
+// Lines are copied in runs (not byte by byte) when fed whole: the limits must still trip at
+// the same byte, with the same error and offset, as when fed one byte at a time.
+TEST(ResponseHead, LimitsTripAtTheSameByteWholeOrByteByByte) {
+  struct Case {
+    std::size_t status_line_limit;
+    std::size_t header_limit;
+    std::string head;
+  };
+  std::vector<Case> cases;
+  const std::string status = "HTTP/1.1 200 OK";  // 15 bytes
+  for (std::size_t limit : {14u, 15u, 16u}) {
+    cases.push_back({limit, 1024, status + "\r\nX: y\r\n\r\n"});
+  }
+  // "X: " + 20 bytes + CRLF is 25 header bytes, the final CRLF 2 more.
+  for (std::size_t limit : {23u, 24u, 25u, 26u, 27u, 28u}) {
+    cases.push_back({1024, limit, status + "\r\nX: " + std::string(20, 'v') + "\r\n\r\n"});
+  }
+  cases.push_back({1024, 1024, status + "\r\nX: a\x01b\r\n\r\n"});
+  cases.push_back({1024, 1024, "HTTP/1.1 200 O\tK\r\n\r\n"});
+  for (const Case& c : cases) {
+    ResponseHeadLimits limits;
+    limits.max_status_line_bytes = c.status_line_limit;
+    limits.max_header_bytes = c.header_limit;
+    ResponseHeadParser whole(limits);
+    whole.feed(c.head);
+    ResponseHeadParser bytes(limits);
+    for (char ch : c.head) {
+      if (bytes.feed(std::string_view(&ch, 1)) != ParseStatus::kNeedMore) break;
+    }
+    ASSERT_EQ(whole.status(), bytes.status()) << c.head << " limits " << c.status_line_limit
+                                              << "/" << c.header_limit;
+    if (whole.status() == ParseStatus::kError) {
+      EXPECT_EQ(whole.error().code, bytes.error().code) << c.head;
+      EXPECT_EQ(whole.error().offset, bytes.error().offset) << c.head;
+    } else {
+      EXPECT_EQ(whole.find_header("x"), bytes.find_header("x"));
+      EXPECT_EQ(whole.consumed(), bytes.consumed());
+    }
+  }
 }
 
 ResponseFraming framing(std::string_view head, bool was_head = false) {
