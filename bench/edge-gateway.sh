@@ -27,5 +27,7 @@ edge:
     requests_per_second_per_client: 0
     ban_after_trips: 0
     max_requests_per_connection: 1000000
+    # The nginx peer keeps 128 idle upstream connections ("keepalive 128"); so does moat here.
+    max_idle_upstream: 128
 YAML
 exec "$moat" edge --config "$state/moat-edge.yaml" --workers 1

@@ -684,19 +684,21 @@ asio::awaitable<Session::Step> Session::relay_response() {
   record_.phase = "response";
   const bool rechunk =
       exchange_->response().body == UpstreamResponse::Body::kChunked && !client_http10_;
-  std::string piece;
   bool first = true;
   for (;;) {
+    std::string& piece = data_;  // swapped with the exchange's read buffer, not copied
     piece.clear();
     bool done = false;
     bool ok = co_await exchange_->read_body(piece, done, !first, record_);
     if (!ok) co_return Step::kDone;
-    std::string& bytes = first ? out_ : data_;
-    if (!first) data_.clear();
+    // The first piece goes out with the head (one write for a small response); later ones as
+    // they are, or in a chunk's framing.
+    std::string& bytes = first || rechunk ? out_ : piece;
+    if (!first && rechunk) out_.clear();
     if (rechunk) {
       append_chunk(bytes, piece);
       if (done) bytes += kLastChunk;
-    } else {
+    } else if (first) {
       bytes += piece;
     }
     if (first || !bytes.empty()) {

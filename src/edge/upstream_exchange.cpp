@@ -414,7 +414,11 @@ asio::awaitable<bool> UpstreamExchange::read_body(std::string& piece, bool& done
       }
       const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(left_, in_.size()));
       if (in_.size() > take) reusable_ = false;
-      piece.append(in_, 0, take);
+      if (piece.empty() && take == in_.size()) {
+        piece.swap(in_);  // the common case: hand the bytes over without copying them
+      } else {
+        piece.append(in_, 0, take);
+      }
       left_ -= take;
       in_.clear();
       done = left_ == 0;
@@ -455,7 +459,11 @@ asio::awaitable<bool> UpstreamExchange::read_body(std::string& piece, bool& done
           co_return true;
         }
       }
-      piece += in_;
+      if (piece.empty()) {
+        piece.swap(in_);
+      } else {
+        piece += in_;
+      }
       in_.clear();
       co_return true;
     }
