@@ -17,8 +17,9 @@ edge:
     - {name: backend, members: ["$backend"]}
   routes:
     - {pool: backend}
-  # The peers run without access logs; moat still formats its record and writes it here.
-  access_log: /dev/null
+  # The peers run without access logs (nginx "access_log off"); so does moat, unless
+  # MOAT_ACCESS_LOG names a file (bench/run-peers.sh's moat-logged peer: /dev/null).
+  access_log: ${MOAT_ACCESS_LOG:-off}
   limits:
     # The load comes from one address, which the per-client defences would rightly throttle;
     # the peers run without such limits, so they are off here.

@@ -2,7 +2,8 @@
 # Side-by-side benchmarks with the peers, through the shared harness (../shared/bench).
 # Usage: bench/run-peers.sh egress   (moat vs squid, tinyproxy and "floor", a do-nothing
 #        epoll+splice proxy in C (bench/floor/splice_floor.c): what the kernel alone charges)
-#        bench/run-peers.sh edge     (moat vs nginx and HAProxy, and the backend alone; ~5 min)
+#        bench/run-peers.sh edge     (moat vs nginx and HAProxy, and the backend alone; ~6 min;
+#        moat once without access records like the peers, once with them: moat-logged)
 # Needs a release build (scripts/build.sh release) and the harness set-up, which this runs
 # once (../shared/bench/setup.sh installs the peers and makes certificates). Results land in
 # bench/results/. Everything runs on loopback, bounded in time.
@@ -26,9 +27,15 @@ case "${1:-egress}" in
       "$harness/egress.sh" "$peers_file"
     ;;
   edge)
-    PEERS="${PEERS:-direct-http nginx haproxy moat}" OUR_EDGE_NAME=moat \
+    # moat runs twice: without access records like the peers, and as moat-logged with one JSON
+    # record per request (written to /dev/null): what the records cost.
+    peers_file="$here/build/bench-floor/edge-peers.txt"
+    mkdir -p "$(dirname "$peers_file")"
+    printf 'moat-logged env MOAT_ACCESS_LOG=/dev/null bash %s {PORT} {CHAIN} {KEY} {BACKEND} {STATE}\n' \
+      "$here/bench/edge-gateway.sh" >"$peers_file"
+    PEERS="${PEERS:-direct-http nginx haproxy moat moat-logged}" OUR_EDGE_NAME=moat \
       OUR_EDGE_CMD="bash $here/bench/edge-gateway.sh {PORT} {CHAIN} {KEY} {BACKEND} {STATE}" \
-      "$harness/edge.sh"
+      "$harness/edge.sh" "$peers_file"
     ;;
   *) echo "usage: $0 egress|edge" >&2; exit 2 ;;
 esac

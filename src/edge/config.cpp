@@ -139,7 +139,9 @@ class EdgeReader : public cc::YamlReader {
     if (YAML::Node l = e["limits"]; present(l) && expect_map(l, "edge.limits")) limits(l, out);
     if (YAML::Node a = e["access_log"]; present(a)) {
       out.access_log = string(e, "access_log", "edge", true);
-      if (out.access_log != "-") out.access_log = resolve_path(out.access_log);
+      if (out.access_log != "-" && out.access_log != "off") {
+        out.access_log = resolve_path(out.access_log);
+      }
     }
   }
 

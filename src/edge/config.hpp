@@ -171,7 +171,7 @@ struct EdgeConfig {
   std::vector<Route> routes;
   std::vector<Pool> pools;
   Limits limits;
-  std::string access_log = "-";
+  std::string access_log = "-";  // "-" (stdout), a path, or "off" (no records, as nginx's)
   std::string admin_listen;  // "" = no admin listener
   std::size_t workers = 0;   // 0 = one per core
 

@@ -385,13 +385,17 @@ bool Server::reload() {
 int Server::run() {
   auto snapshot = snapshot_.load();
   const EdgeConfig& config = *snapshot->config;
-  auto access = core::obs::AuditLog::open(config.access_log);
-  if (!access) {
-    spdlog::error("edge: {}", access.error().message);
-    return 2;
+  if (config.access_log == "off") {
+    for (auto& w : workers_) w->access_records = false;  // no session runs yet
+  } else {
+    auto access = core::obs::AuditLog::open(config.access_log);
+    if (!access) {
+      spdlog::error("edge: {}", access.error().message);
+      return 2;
+    }
+    access_ = std::move(*access);
+    for (auto& w : workers_) w->access_batch->set_target(access_.get());  // no session runs yet
   }
-  access_ = std::move(*access);
-  for (auto& w : workers_) w->access_batch->set_target(access_.get());  // no session runs yet
 
   for (std::size_t t = 0; t < snapshot->tls->size(); ++t) {
     spdlog::info("edge: certificate {}{}", snapshot->tls->summary(t), t == 0 ? " (default)" : "");

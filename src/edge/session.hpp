@@ -83,6 +83,7 @@ struct WorkerState {
   std::unique_ptr<core::runtime::DeadlineWheel> deadlines;
   // Access records, written in blocks (64 KiB or 100 ms) instead of one write per request.
   std::unique_ptr<core::obs::BatchedLog> access_batch;
+  bool access_records = true;  // false with access_log: off (metrics are still counted)
   // Overload shedding (edge/overload.hpp), updated by Server::overload_watch on this worker.
   LagDetector lag;
   bool overloaded = false;

@@ -85,6 +85,11 @@ bool has_dot_segment(std::string_view path) {
 
 void write_access_record(Server& server, WorkerState& worker, const DownstreamInfo& who,
                          const StreamRecord& r) {
+  auto duration = std::chrono::steady_clock::now() - r.start;
+  if (!worker.access_records) {
+    server.count_request(worker.index, r, std::chrono::duration<double>(duration).count());
+    return;
+  }
   auto& j = worker.access_line;
   j.clear();
   j.add_timestamp("time", r.start_time);
@@ -109,7 +114,6 @@ void write_access_record(Server& server, WorkerState& worker, const DownstreamIn
   j.add("upstream", r.upstream);
   j.add("upstream_reused", r.upstream_reused);
   if (r.upstream_ms >= 0) j.add("upstream_ms", r.upstream_ms); else j.add_null("upstream_ms");
-  auto duration = std::chrono::steady_clock::now() - r.start;
   j.add("duration_ms", std::chrono::duration_cast<std::chrono::milliseconds>(duration).count());
   j.add("phase", r.phase);
   j.add("termination", r.termination);

@@ -118,7 +118,7 @@ class Edge:
 
     def __init__(self, routes=None, pools=None, limits="", names=(("app.example.test", "*.app.example.test"),
                                                                    ("other.example.test",)),
-                 origin=True, http_listener=True, admin=True, extra_edge=""):
+                 origin=True, http_listener=True, admin=True, extra_edge="", access_log=None):
         self.dir = tempdir()
         self.origin = Origin() if origin else None
         self.certs = []
@@ -132,6 +132,7 @@ class Edge:
         self.http_port = free_port() if http_listener else None
         self.admin_port = free_port() if admin else None
         self.access_log = os.path.join(self.dir, "access.log")
+        access_log_value = access_log or self.access_log
         origin_port = self.origin.port if self.origin else free_port()
         if pools is None:
             pools = f'    - {{name: app, members: ["127.0.0.1:{origin_port}"]}}\n'
@@ -151,7 +152,7 @@ class Edge:
                     + f"  certificates:\n{certs}"
                     f"  pools:\n{pools}"
                     f"  routes:\n{routes}"
-                    f"  access_log: {self.access_log}\n"
+                    f"  access_log: {access_log_value}\n"
                     + (f"  limits:\n{limits}" if limits else "")
                     + extra_edge)
         self.stderr_path = os.path.join(self.dir, "edge.stderr")

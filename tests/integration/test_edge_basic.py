@@ -176,6 +176,22 @@ recs = down.wait_records(1)
 check(recs and recs[0]["code"] == "upstream_unreachable" and recs[0]["status"] == 502,
       "502 access record says upstream_unreachable", recs)
 
+# ---- access_log: off (nginx's): requests served and counted, no record written -----------------
+quiet = Edge(http_listener=False, access_log="off")
+r = quiet.curl(f"https://app.example.test:{quiet.https_port}/quiet")
+check("HTTP/1.1 200" in r.stdout, "access_log off: request served", r.stdout[:300] + r.stderr)
+
+
+def counted():
+    with urllib.request.urlopen(f"http://127.0.0.1:{quiet.admin_port}/metrics", timeout=10) as m:
+        text = m.read().decode()
+    return 'moat_edge_requests_total{route="app.example.test/",status="2xx",code="ok"} 1' in text
+
+
+check(wait_until(counted), "access_log off: the request is still counted in the metrics")
+check(not os.path.exists(quiet.access_log) and quiet.records() == [],
+      "access_log off: no access log file, no record")
+
 # ---- --check of a config whose certificate does not match its key ------------------------------
 bad = os.path.join(edge.dir, "bad.yaml")
 text = open(edge.config).read().replace(edge.certs[0]["key"], edge.certs[1]["key"])
