@@ -249,14 +249,9 @@ void Server::guard_close(const core::guard::ClientKey& key) {
 // Phase 0, before any byte is read or any TLS work is done: the global cap, then the client's
 // ban and its connection cap. A refused connection is closed at once.
 bool Server::admit(WorkerState& worker, asio::ip::tcp::socket& socket,
-                   core::guard::ClientKey& key) {
+                   const asio::ip::tcp::endpoint& remote, core::guard::ClientKey& key) {
   const Limits& limits = snapshot_.load()->config->limits;
   asio::error_code ec;
-  auto remote = socket.remote_endpoint(ec);
-  if (ec) {  // already gone
-    socket.close(ec);
-    return false;
-  }
   if (overloaded(worker.index)) {
     // Shedding: finish old work, take no new connection (closed before any TLS work).
     count_overload_rejection(worker.index);
@@ -327,17 +322,18 @@ asio::awaitable<void> Server::accept_loop(WorkerState& worker,
                                           bool tls) {
   for (;;) {
     asio::error_code ec;
+    asio::ip::tcp::endpoint remote;  // filled by accept itself: no getpeername per connection
     asio::ip::tcp::socket socket =
-        co_await acceptor->async_accept(asio::redirect_error(asio::use_awaitable, ec));
+        co_await acceptor->async_accept(remote, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) co_return;
       spdlog::warn("edge: accept failed: {}", ec.message());
       continue;
     }
     core::guard::ClientKey key;
-    if (!admit(worker, socket, key)) continue;
+    if (!admit(worker, socket, remote, key)) continue;
     auto session = std::make_shared<Session>(*this, worker, snapshot_.load(), std::move(socket),
-                                             tls, key);
+                                             remote, tls, key);
     asio::co_spawn(acceptor->get_executor(), session->run(), asio::detached);
   }
 }

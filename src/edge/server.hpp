@@ -97,7 +97,8 @@ class Server {
 
   // Connections admitted under max_connections and the per-client caps (or refused); false when
   // the socket was closed at accept.
-  bool admit(WorkerState& worker, asio::ip::tcp::socket& socket, core::guard::ClientKey& key);
+  bool admit(WorkerState& worker, asio::ip::tcp::socket& socket,
+             const asio::ip::tcp::endpoint& remote, core::guard::ClientKey& key);
 
   ServerOptions options_;
   core::runtime::Snapshot<EdgeSnapshot> snapshot_;

@@ -112,7 +112,8 @@ std::size_t UpstreamPool::idle_count() const {
 // ---- Session --------------------------------------------------------------------------------
 
 Session::Session(Server& server, WorkerState& worker, std::shared_ptr<const EdgeSnapshot> snapshot,
-                 asio::ip::tcp::socket socket, bool tls, core::guard::ClientKey client_key)
+                 asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& remote, bool tls,
+                 core::guard::ClientKey client_key)
     : server_(server),
       worker_(worker),
       snapshot_(std::move(snapshot)),
@@ -122,15 +123,12 @@ Session::Session(Server& server, WorkerState& worker, std::shared_ptr<const Edge
       deadline_(*worker.deadlines, &Session::on_deadline, this),
       client_key_(client_key) {
   who_.tls = tls_;
+  client_address_ = to_ip(remote.address());
+  if (auto v4 = client_address_.embedded_v4()) client_address_ = *v4;
+  who_.client_text = client_address_.to_string();
+  who_.client_v4 = client_address_.is_v4();
+  who_.client_port = remote.port();
   asio::error_code ec;
-  auto remote = socket.remote_endpoint(ec);
-  if (!ec) {
-    client_address_ = to_ip(remote.address());
-    if (auto v4 = client_address_.embedded_v4()) client_address_ = *v4;
-    who_.client_text = client_address_.to_string();
-    who_.client_v4 = client_address_.is_v4();
-    who_.client_port = remote.port();
-  }
   socket.set_option(asio::ip::tcp::no_delay(true), ec);
   if (tls_) {
     stream_.emplace(std::move(socket), snapshot_->tls->default_context().native_handle());

@@ -130,7 +130,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // `tls` false: the HTTP listener (redirect only). `client_key`: admitted under it at accept
   // (Server::admit); released when the session ends.
   Session(Server& server, WorkerState& worker, std::shared_ptr<const EdgeSnapshot> snapshot,
-          asio::ip::tcp::socket socket, bool tls, core::guard::ClientKey client_key);
+          asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& remote, bool tls,
+          core::guard::ClientKey client_key);
   ~Session();
 
   asio::awaitable<void> run();
