@@ -334,7 +334,8 @@ asio::awaitable<void> Server::accept_loop(WorkerState& worker,
     if (!admit(worker, socket, remote, key)) continue;
     auto session = std::make_shared<Session>(*this, worker, snapshot_.load(), std::move(socket),
                                              remote, tls, key);
-    asio::co_spawn(acceptor->get_executor(), session->run(), asio::detached);
+    asio::co_spawn(acceptor->get_executor(), session->run(Session::Entry::kStart),
+                   asio::detached);
   }
 }
 

@@ -141,15 +141,22 @@ Session::~Session() = default;
 
 asio::ip::tcp::socket& Session::lowest() { return tls_ ? stream_->next_layer() : plain_; }
 
-asio::awaitable<void> Session::run() {
+asio::awaitable<void> Session::run(Entry entry) {
   auto self = shared_from_this();  // keeps the session alive across suspensions
-  server_.on_connection_open(worker_.index, tls_);
-  worker_.sessions.insert(this);
+  if (entry == Entry::kStart) {
+    server_.on_connection_open(worker_.index, tls_);
+    worker_.sessions.insert(this);
+  }
+  bool parked = false;
   try {
-    co_await run_phases();
+    parked = co_await run_phases(entry);
   } catch (const std::exception& e) {
     // Last resort: no exception is expected on this path; log, count, close.
     server_.on_session_exception(worker_.index, e.what());
+  }
+  if (parked) {
+    park();
+    co_return;
   }
   worker_.sessions.erase(this);
   disarm();
@@ -163,46 +170,55 @@ asio::awaitable<void> Session::run() {
   server_.on_connection_close(worker_.index, tls_);
 }
 
-asio::awaitable<void> Session::run_phases() {
+// An idle connection waits for its next request as a plain readiness callback that holds only
+// the session: no coroutine frame, no buffer. Idle keep-alive connections are the ones there
+// are many of. The deadline armed before parking (header or idle timeout) and a drain both end
+// the wait by cancelling it.
+void Session::park() {
+  lowest().async_wait(asio::socket_base::wait_read,
+                      [self = shared_from_this()](const asio::error_code& ec) {
+                        self->disarm();
+                        const Entry next = ec || self->draining_ ? Entry::kEnd : Entry::kResume;
+                        asio::co_spawn(self->lowest().get_executor(), self->run(next),
+                                       asio::detached);
+                      });
+}
+
+asio::awaitable<bool> Session::run_phases(Entry entry) {
   // Each co_await result goes into a variable first: gcc 12 miscompiles some co_await
   // expressions inside conditions.
-  if (tls_) {
+  if (entry == Entry::kStart && tls_) {
     Step step = co_await handshake();
-    if (step == Step::kDone) co_return;
+    if (step == Step::kDone) co_return false;
     if (who_.alpn == "h2") {
       // RFC 9113 3.2: h2 was negotiated; the connection speaks HTTP/2 from its first byte.
       h2_ = std::make_shared<H2Session>(server_, worker_, snapshot_, *stream_, info(),
                                         client_key_);
       co_await h2_->run();
       co_await tls_shutdown();
-      co_return;
+      co_return false;
     }
   }
-  for (bool first = true;; first = false) {
-    if (in_.empty()) {
-      // Between requests the connection holds no buffer and no request state: idle keep-alive
-      // connections are the ones there are many of. The first request has header_timeout to
-      // start, later ones idle_timeout.
+  // Woken from park(): the socket is readable, so the next request is read, not waited for.
+  bool readable = entry == Entry::kResume;
+  while (entry != Entry::kEnd) {
+    if (!readable && in_.empty() && (!tls_ || !stream_->has_pending())) {
+      // Nothing to read yet: give back what the last request grew and park (see park()). The
+      // first request has header_timeout to start, later ones idle_timeout.
       idle_ = true;
       release_buffers();
-      arm(first ? config_.limits.header_timeout : config_.limits.idle_timeout);
-      // The wait itself is here, not in a helper coroutine: every frame alive while idle is
-      // memory multiplied by the idle connections.
-      asio::error_code ec;
-      if (!tls_ || !stream_->has_pending()) {
-        co_await lowest().async_wait(asio::socket_base::wait_read,
-                                     asio::redirect_error(use_awaitable, ec));
-      }
-      disarm();
-      if (ec || draining_) break;
+      arm(requests_ == 0 ? config_.limits.header_timeout : config_.limits.idle_timeout);
+      co_return true;
     }
-    Next next = co_await serve_stream(first);
+    readable = false;
+    Next next = co_await serve_stream(requests_ == 0);
     if (record_open_) write_access_record();
     if (next == Next::kClose || draining_) break;
   }
   // After a failed or timed-out write the TLS stream is unusable and the client not reading:
   // a close_notify would only wait.
   if (tls_ && !write_failed_) co_await tls_shutdown();
+  co_return false;
 }
 
 // Phase 1: the TLS handshake under its deadline. SNI picks the certificate (TlsContexts), ALPN

@@ -1,8 +1,9 @@
-// edge: one downstream connection, accept to close. Session::run() (session.cpp) lists the phases
-// in order: TLS handshake, then one stream per request (read head, check, route, read body,
-// forward upstream, relay the response), each ending in one access record. A connection whose
-// ALPN is h2 is handed to an H2Session after the handshake. The HTTP listener's sessions answer
-// every request with a 308 to HTTPS.
+// edge: one downstream connection, accept to close. Session::run_phases() (session.cpp) lists
+// the phases in order: TLS handshake, then one stream per request (read head, check, route, read
+// body, forward upstream, relay the response), each ending in one access record. Between
+// requests the session parks: a readiness callback, no coroutine, no buffer (park()). A
+// connection whose ALPN is h2 is handed to an H2Session after the handshake. The HTTP
+// listener's sessions answer every request with a 308 to HTTPS.
 #pragma once
 
 #include <chrono>
@@ -134,7 +135,11 @@ class Session : public std::enable_shared_from_this<Session> {
           core::guard::ClientKey client_key);
   ~Session();
 
-  asio::awaitable<void> run();
+  // How run() is entered: at accept (handshake, then requests), when a parked idle connection
+  // became readable (the next request), or when its wait ended otherwise (timeout, drain,
+  // error: close).
+  enum class Entry { kStart, kResume, kEnd };
+  asio::awaitable<void> run(Entry entry);
   // Drain: idle connections close now; a request in flight finishes unless `in_flight_too`.
   void abort(bool in_flight_too);
 
@@ -142,7 +147,9 @@ class Session : public std::enable_shared_from_this<Session> {
   enum class Step { kContinue, kDone };
   enum class Next { kKeepAlive, kClose };
 
-  asio::awaitable<void> run_phases();
+  // true: parked (idle, waiting for the next request without a coroutine); false: ended.
+  asio::awaitable<bool> run_phases(Entry entry);
+  void park();
   // The phases, in order.
   asio::awaitable<Step> handshake();
   asio::awaitable<Next> serve_stream(bool first);
