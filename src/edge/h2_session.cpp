@@ -31,12 +31,6 @@ constexpr std::size_t kWriteBatch = 64 * 1024;
 // Response bytes buffered per stream before its upstream read waits for the client's window.
 constexpr std::size_t kMaxBuffered = 256 * 1024;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 bool may_have_body(std::string_view method) {
   return method == "POST" || method == "PUT" || method == "PATCH";
 }
@@ -413,7 +407,10 @@ asio::awaitable<void> H2Session::serve_phases(Stream& s) {
   r.phase = "upstream";
   const Route& route = *config_.route_for(r.host, r.path);
   const std::string& authority = q.authority.empty() ? *q.host : q.authority;
-  std::string request = fmt::format("{} {} HTTP/1.1\r\nHost: {}\r\n", q.method, q.path, authority);
+  std::string request;
+  request.reserve(1024 + q.body.size());
+  request.append(q.method).append(" ").append(q.path).append(" HTTP/1.1\r\nHost: ");
+  request.append(authority).append("\r\n");
   for (const auto& [name, value] : q.headers) {
     if (is_hop_by_hop(name)) continue;
     bool replaced = false;
@@ -428,7 +425,7 @@ asio::awaitable<void> H2Session::serve_phases(Stream& s) {
   if (!q.cookie.empty()) request.append("cookie: ").append(q.cookie).append("\r\n");
   append_forwarding_headers(request, who_, authority, r.request_id);
   if (!q.body.empty() || q.saw_data || q.content_length || may_have_body(q.method)) {
-    request += fmt::format("Content-Length: {}\r\n", q.body.size());
+    fmt::format_to(std::back_inserter(request), "Content-Length: {}\r\n", q.body.size());
   }
   request += "\r\n";
   request += q.body;
@@ -453,14 +450,22 @@ asio::awaitable<void> H2Session::serve_phases(Stream& s) {
   // Phase 6: the response. Names are lower-case in HTTP/2 (RFC 9113 8.2.2).
   r.phase = "response";
   const UpstreamResponse& response = s.exchange->response();
-  std::vector<std::pair<std::string, std::string>> headers;
-  response.for_each_field([&](std::string_view name, std::string_view value) {
-    headers.emplace_back(lower(name), value);
+  // One lower-cased copy of the upstream's field block; the list points into it.
+  std::string block = response.fields;
+  std::vector<std::pair<std::string_view, std::string_view>> headers;
+  headers.reserve(16);
+  UpstreamResponse::for_each_field_in(block, [&](std::string_view name, std::string_view value) {
+    char* p = block.data() + (name.data() - block.data());
+    for (std::size_t i = 0; i < name.size(); ++i) {
+      p[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(p[i])));
+    }
+    headers.emplace_back(name, value);
   });
   headers.emplace_back("strict-transport-security", snapshot_->hsts);
   if (!response.has_request_id) headers.emplace_back("x-request-id", r.request_id);
+  const std::string length = std::to_string(response.content_length);
   if (response.body == UpstreamResponse::Body::kContentLength) {
-    headers.emplace_back("content-length", std::to_string(response.content_length));
+    headers.emplace_back("content-length", length);
   }
   for (const auto& [name, value] : headers) s.head_bytes += name.size() + value.size() + 4;
   const bool bodiless = response.body == UpstreamResponse::Body::kNone;
@@ -576,12 +581,13 @@ void H2Session::reply_local(Stream& s, int status, const char* code, std::string
   std::string safe = r.reason;
   std::replace_if(safe.begin(), safe.end(), [](char c) { return c < 0x20 || c == 0x7f; }, '?');
   const std::string body = fmt::format("moat: {}\n", safe);
-  std::vector<std::pair<std::string, std::string>> headers = {
+  const std::string length = std::to_string(body.size());
+  std::vector<std::pair<std::string_view, std::string_view>> headers = {
       {"content-type", "text/plain; charset=utf-8"},
-      {"content-length", std::to_string(body.size())},
+      {"content-length", length},
       {"x-request-id", r.request_id},
       {"strict-transport-security", snapshot_->hsts}};
-  for (auto& h : extra) headers.push_back(std::move(h));
+  for (const auto& [name, value] : extra) headers.emplace_back(name, value);
   for (const auto& [name, value] : headers) s.head_bytes += name.size() + value.size() + 4;
   const bool head = s.request.method == "HEAD";
   connection_->submit_response(s.request.id, status, headers, head);

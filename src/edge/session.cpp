@@ -879,10 +879,10 @@ asio::awaitable<void> Session::reply_local(int status, const char* code, std::st
 void Session::release_buffers() {
   // The read buffer always (the next request allocates it again when it arrives); the others
   // when a large request or response grew them.
-  std::string().swap(in_);
+  worker_.buffers.give(in_);
   if (exchange_) exchange_->release_buffers();
   for (std::string* buffer : {&body_, &out_, &data_, &request_}) {
-    if (buffer->capacity() > kIdleReadChunk) std::string().swap(*buffer);
+    if (buffer->capacity() > kIdleReadChunk) worker_.buffers.give(*buffer);
   }
 }
 
@@ -892,6 +892,7 @@ asio::awaitable<std::size_t> Session::client_read(std::size_t limit, asio::error
   // keep-alive connections are the ones there are many of.
   const std::size_t chunk = old == 0 ? kIdleReadChunk : kReadChunk;
   const std::size_t want = std::max<std::size_t>(1, std::min(limit, chunk));
+  if (want > kIdleReadChunk) worker_.buffers.lend(in_, old + want);
   in_.resize(old + want);
   std::size_t n = 0;
   if (tls_) {

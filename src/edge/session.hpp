@@ -72,12 +72,40 @@ class UpstreamPool {
   std::unordered_map<std::string, std::vector<Idle>> idle_;
 };
 
+// Grown buffers that idle connections gave back, for the next request that needs one: an idle
+// connection holds no buffer, yet a busy worker does not allocate and free 16 KiB per read.
+class BufferPool {
+ public:
+  // Empties `buffer` (keeping its memory here if it is worth keeping and there is room).
+  void give(std::string& buffer) {
+    if (buffer.capacity() >= kKeepFrom && spare_.size() < kMaxSpare) {
+      buffer.clear();
+      spare_.push_back(std::move(buffer));
+    }
+    std::string().swap(buffer);
+  }
+  // Gives `buffer` a kept one when it has less than `want` bytes of room.
+  void lend(std::string& buffer, std::size_t want) {
+    if (buffer.capacity() >= want || spare_.empty()) return;
+    std::string kept = std::move(spare_.back());
+    spare_.pop_back();
+    kept.assign(buffer);
+    buffer.swap(kept);
+  }
+
+ private:
+  static constexpr std::size_t kKeepFrom = 4 * 1024;
+  static constexpr std::size_t kMaxSpare = 256;  // per worker: at most a few MiB kept
+  std::vector<std::string> spare_;
+};
+
 // What one worker owns: nothing here is shared with another worker.
 struct WorkerState {
   std::size_t index = 0;
   std::vector<std::shared_ptr<asio::ip::tcp::acceptor>> acceptors;
   std::unordered_set<Session*> sessions;  // open sessions, for drain
   UpstreamPool upstreams;
+  BufferPool buffers;
   core::obs::JsonLine access_line;
   std::mt19937_64 random;  // request ids; seeded from the OS at start
   // Header, body, idle and upstream deadlines: arming one is a store, not a timerfd syscall.

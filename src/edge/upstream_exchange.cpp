@@ -487,6 +487,8 @@ void UpstreamExchange::release(bool keep) {
   socket_.close(ignored);
 }
 
+void UpstreamExchange::release_buffers() { worker_.buffers.give(in_); }
+
 void UpstreamExchange::cancel() {
   cancelled_ = true;
   reusable_ = false;
@@ -497,6 +499,7 @@ void UpstreamExchange::cancel() {
 
 asio::awaitable<std::size_t> UpstreamExchange::read_some(asio::error_code& ec) {
   const std::size_t old = in_.size();
+  worker_.buffers.lend(in_, old + kReadChunk);
   in_.resize(old + kReadChunk);
   std::size_t n = co_await socket_.async_read_some(asio::buffer(in_.data() + old, kReadChunk),
                                                    asio::redirect_error(use_awaitable, ec));

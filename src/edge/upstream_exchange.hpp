@@ -73,7 +73,7 @@ struct UpstreamResponse {
   int status = 0;
   std::string reason;
   // The kept fields as HTTP/1.1 lines, "Name: value\r\n" each, in the upstream's order: the
-  // HTTP/1.1 side appends them as they are, the HTTP/2 side walks them (for_each_field).
+  // HTTP/1.1 side appends them as they are, the HTTP/2 side walks them (for_each_field_in).
   std::string fields;
   bool has_request_id = false;
   enum class Body : std::uint8_t { kNone, kContentLength, kChunked, kUntilClose } body = Body::kNone;
@@ -91,10 +91,11 @@ struct UpstreamResponse {
   void add_field(std::string_view name, std::string_view value) {
     fields.append(name).append(": ").append(value).append("\r\n");
   }
-  // Calls `f(name, value)` for each kept field, in order.
+  // Calls `f(name, value)` for each field line of `block` (`fields` or a copy of it), in order;
+  // the views point into `block`.
   template <typename F>
-  void for_each_field(F&& f) const {
-    std::string_view rest = fields;
+  static void for_each_field_in(std::string_view block, F&& f) {
+    std::string_view rest = block;
     while (!rest.empty()) {
       const std::size_t colon = rest.find(": ");
       const std::size_t end = rest.find("\r\n", colon);
@@ -138,7 +139,7 @@ class UpstreamExchange {
   // Drops the connection now (client gone, drain): pending operations end with an error.
   void cancel();
   // Between requests: gives back the read buffer (an idle connection holds none).
-  void release_buffers() { std::string().swap(in_); }
+  void release_buffers();
   bool timed_out() const { return timed_out_; }
   // The upstream asked to close, or its body ends with the close.
   bool closes() const { return !reusable_; }

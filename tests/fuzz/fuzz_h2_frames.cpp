@@ -48,7 +48,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (std::size_t at = 0; at < input.size(); at += piece) {
     const bool ok = connection.receive(std::string_view(input).substr(at, piece));
     for (std::int32_t id : handler.pending) {
-      connection.submit_response(id, 200, {{"content-type", "text/plain"}}, false);
+      const std::pair<std::string_view, std::string_view> fields[] = {
+          {"content-type", "text/plain"}};
+      connection.submit_response(id, 200, fields, false);
       connection.append_body(id, "hello ", false);
       connection.append_body(id, "world", true);
     }

@@ -383,9 +383,9 @@ bool H2Connection::send(std::string& out, std::size_t max) {
 bool H2Connection::want_read() const { return nghttp2_session_want_read(session_) != 0; }
 bool H2Connection::want_write() const { return nghttp2_session_want_write(session_) != 0; }
 
-void H2Connection::submit_response(std::int32_t id, int status,
-                                   const std::vector<std::pair<std::string, std::string>>& headers,
-                                   bool end_stream) {
+void H2Connection::submit_response(
+    std::int32_t id, int status,
+    std::span<const std::pair<std::string_view, std::string_view>> headers, bool end_stream) {
   Stream* s = find(id);
   if (s == nullptr || s->response_started) return;
   s->response_started = true;

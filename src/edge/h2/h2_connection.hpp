@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -98,8 +99,9 @@ class H2Connection {
   bool want_write() const;
 
   // A response head; `end_stream` when it has no body. Body bytes follow with append_body().
+  // `headers`: lower-case names; nghttp2 copies them, so they need only live for the call.
   void submit_response(std::int32_t id, int status,
-                       const std::vector<std::pair<std::string, std::string>>& headers,
+                       std::span<const std::pair<std::string_view, std::string_view>> headers,
                        bool end_stream);
   // Response body bytes; `end` closes the stream. Flow control decides when they leave.
   void append_body(std::int32_t id, std::string_view bytes, bool end);
