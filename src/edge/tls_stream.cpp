@@ -70,23 +70,10 @@ asio::awaitable<bool> TlsStream::wait(Outcome outcome, asio::error_code& ec) {
   co_return !ec;
 }
 
-asio::awaitable<void> TlsStream::handshake(asio::error_code& ec) {
-  ec.clear();
-  if (failed_) {
-    ec = asio::error::bad_descriptor;
-    co_return;
-  }
-  for (;;) {
-    ERR_clear_error();
-    const Outcome outcome = classify(SSL_do_handshake(ssl_), ec);
-    if (outcome == Outcome::kDone || outcome == Outcome::kFailed) co_return;
-    const bool ready = co_await wait(outcome, ec);
-    if (!ready) co_return;
-  }
-}
-
-asio::awaitable<std::size_t> TlsStream::read_some(asio::mutable_buffer buffer,
-                                                  asio::error_code& ec) {
+// Runs `call` (an SSL_* call that returns 1 when done and puts the bytes it moved in its
+// argument) until it is done or fails, waiting for the socket whenever OpenSSL would block.
+template <typename Call>
+asio::awaitable<std::size_t> TlsStream::until_done(Call call, asio::error_code& ec) {
   ec.clear();
   if (failed_) {
     ec = asio::error::bad_descriptor;
@@ -95,30 +82,37 @@ asio::awaitable<std::size_t> TlsStream::read_some(asio::mutable_buffer buffer,
   for (;;) {
     ERR_clear_error();
     std::size_t n = 0;
-    const Outcome outcome = classify(SSL_read_ex(ssl_, buffer.data(), buffer.size(), &n), ec);
+    const Outcome outcome = classify(call(n), ec);
     if (outcome == Outcome::kDone) co_return n;
     if (outcome == Outcome::kFailed) co_return 0;
     const bool ready = co_await wait(outcome, ec);
     if (!ready) co_return 0;
   }
+}
+
+asio::awaitable<void> TlsStream::handshake(asio::error_code& ec) {
+  co_await until_done([this](std::size_t&) { return SSL_do_handshake(ssl_); }, ec);
+}
+
+asio::awaitable<std::size_t> TlsStream::read_some(asio::mutable_buffer buffer,
+                                                  asio::error_code& ec) {
+  const std::size_t n = co_await until_done(
+      [this, buffer](std::size_t& done) {
+        return SSL_read_ex(ssl_, buffer.data(), buffer.size(), &done);
+      },
+      ec);
+  co_return n;
 }
 
 asio::awaitable<std::size_t> TlsStream::write_some(std::string_view bytes, asio::error_code& ec) {
   ec.clear();
   if (bytes.empty()) co_return 0;
-  if (failed_) {
-    ec = asio::error::bad_descriptor;
-    co_return 0;
-  }
-  for (;;) {
-    ERR_clear_error();
-    std::size_t n = 0;
-    const Outcome outcome = classify(SSL_write_ex(ssl_, bytes.data(), bytes.size(), &n), ec);
-    if (outcome == Outcome::kDone) co_return n;
-    if (outcome == Outcome::kFailed) co_return 0;
-    const bool ready = co_await wait(outcome, ec);
-    if (!ready) co_return 0;
-  }
+  const std::size_t n = co_await until_done(
+      [this, bytes](std::size_t& done) {
+        return SSL_write_ex(ssl_, bytes.data(), bytes.size(), &done);
+      },
+      ec);
+  co_return n;
 }
 
 asio::awaitable<void> TlsStream::write_all(std::string_view bytes, asio::error_code& ec) {

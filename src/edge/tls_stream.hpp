@@ -56,6 +56,8 @@ class TlsStream {
   enum class Outcome { kDone, kWaitRead, kWaitWrite, kFailed };
   // Classifies the result `ret` of an SSL_* call; sets `ec` when it failed.
   Outcome classify(int ret, asio::error_code& ec);
+  template <typename Call>
+  asio::awaitable<std::size_t> until_done(Call call, asio::error_code& ec);
   // Waits for the socket; false (with `ec`) when the wait was cancelled or failed.
   asio::awaitable<bool> wait(Outcome outcome, asio::error_code& ec);
 
