@@ -1,6 +1,7 @@
 """moat edge: request smuggling forms and malformed requests are answered 400 (or the parser's
 specific status) and the connection closes; none of them ever reaches the origin. Also size
-limits (413, 414, 431), a request pipelined behind a refused one, and the header deadline."""
+limits (413, 414, 431), a request pipelined behind a refused one, the header deadline, and the
+deadlines of idle (parked) connections."""
 import socket
 import time
 
@@ -9,7 +10,7 @@ from edge_fixture import Edge, closed_by_peer, read_response
 
 edge = Edge(http_listener=False, admin=False,
             limits="    max_body_bytes: 64\n    max_request_line: 256\n    max_header_bytes: 1KiB\n"
-                   "    header_timeout: 1s\n")
+                   "    header_timeout: 1s\n    idle_timeout: 2s\n")
 H = b"Host: app.example.test\r\n"
 
 # (name, raw request, expected status). Each path is unique so the origin's log can be searched.
@@ -93,6 +94,29 @@ start = time.monotonic()
 reply = read_response(s, timeout=5)
 check(reply is not None and reply[0] == 408 and time.monotonic() - start < 4,
       "an unfinished head is answered 408 at the header deadline")
+s.close()
+
+# Idle connections wait parked (no coroutine, no buffer): their deadlines still hold. A TLS
+# connection that never sends a request is closed at header_timeout (1s), one that went quiet
+# after a request at idle_timeout (2s), and a parked connection still serves its next request.
+s = edge.tls_socket()
+start = time.monotonic()
+check(closed_by_peer(s, timeout=5) and 0.8 < time.monotonic() - start < 4,
+      "a connection with no request is closed at header_timeout", time.monotonic() - start)
+s.close()
+s = edge.tls_socket()
+req = b"GET /parked HTTP/1.1\r\n" + H + b"\r\n"
+s.sendall(req)
+first = read_response(s, timeout=5)
+time.sleep(1.2)  # parked past header_timeout (1s): between requests idle_timeout (2s) rules
+s.sendall(req)
+second = read_response(s, timeout=5)
+check(first is not None and first[0] == 200 and second is not None and second[0] == 200,
+      "a parked keep-alive connection serves its next request")
+start = time.monotonic()
+check(closed_by_peer(s, timeout=6) and 1.5 < time.monotonic() - start < 5,
+      "a keep-alive connection idle after a request is closed at idle_timeout",
+      time.monotonic() - start)
 s.close()
 
 records = edge.wait_records(len(cases) + 3)
