@@ -492,7 +492,8 @@ class EdgeReader : public cc::YamlReader {
                 "ban_window", "ban_time", "ban_time_max", "client_prefix_v4", "client_prefix_v6",
                 "max_tracked_clients", "h2_max_concurrent_streams", "h2_initial_window_size",
                 "h2_max_continuations", "h2_resets_per_second", "h2_reset_burst",
-                "h2_settings_per_second", "h2_pings_per_second", "send_timeout",
+                "h2_settings_per_second", "h2_pings_per_second", "h2_max_buffered_body",
+                "send_timeout",
                 "min_body_rate", "body_rate_grace", "overload_lag", "overload_memory",
                 "max_route_limit_entries"},
                "edge.limits");
@@ -522,7 +523,8 @@ class EdgeReader : public cc::YamlReader {
     for (auto s : {SizeLimit{"max_request_line", &x.max_request_line, 64},
                    SizeLimit{"max_header_bytes", &x.max_header_bytes, 256},
                    SizeLimit{"max_body_bytes", &x.max_body_bytes, 0},
-                   SizeLimit{"max_response_header_bytes", &x.max_response_header_bytes, 256}}) {
+                   SizeLimit{"max_response_header_bytes", &x.max_response_header_bytes, 256},
+                   SizeLimit{"h2_max_buffered_body", &x.h2_max_buffered_body, 0}}) {
       if (YAML::Node n = l[s.key]; present(n)) {
         if (auto v = size(n, s.key)) {
           if (*v < s.min || *v > (1ULL << 30)) {

@@ -157,6 +157,9 @@ struct Limits {
   std::uint32_t h2_reset_burst = 100;                // ...and bucket size
   std::uint32_t h2_settings_per_second = 20;
   std::uint32_t h2_pings_per_second = 20;
+  // Request bodies one HTTP/2 connection may hold at once (received, response not ended); a
+  // stream that would pass it is refused (RST_STREAM REFUSED_STREAM). At least max_body_bytes.
+  std::size_t h2_max_buffered_body = 8 * 1024 * 1024;
 };
 
 struct EdgeConfig {

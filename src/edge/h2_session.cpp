@@ -51,6 +51,8 @@ H2Limits h2_limits_for(const Limits& limits) {
   h.reset_burst = limits.h2_reset_burst;
   h.max_settings_per_second = limits.h2_settings_per_second;
   h.max_pings_per_second = limits.h2_pings_per_second;
+  h.max_buffered_body_bytes = std::max<std::uint64_t>(limits.h2_max_buffered_body,
+                                                      limits.max_body_bytes);
   return h;
 }
 
@@ -171,6 +173,10 @@ asio::awaitable<void> H2Session::read_loop() {
     std::size_t n = co_await stream_.read_some(asio::buffer(buffer), ec);
     if (ec || n == 0) break;
     bool ok = connection_->receive(std::string_view(buffer.data(), n));
+    if (const std::uint64_t refused = connection_->refused_streams(); refused > refused_counted_) {
+      server_.count_h2_body_buffer(worker_.index, refused - refused_counted_);
+      refused_counted_ = refused;
+    }
     wake_writer();
     if (!ok) {  // a GOAWAY is queued: the writer sends it, then the connection closes
       if (connection_->defence() != H2Defence::kNone) {

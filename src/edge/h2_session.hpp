@@ -89,6 +89,7 @@ class H2Session : public std::enable_shared_from_this<H2Session>, public H2Handl
   bool closed_ = false;    // the connection is over; streams are being ended
   bool draining_ = false;
   std::size_t tasks_ = 0;  // stream coroutines running
+  std::uint64_t refused_counted_ = 0;  // connection_->refused_streams() already in the metrics
   // min_body_rate: measured over the connection while any request body is awaited (frames
   // are not attributed to streams here; HTTP/2 flow control is per connection too).
   std::chrono::steady_clock::time_point started_;

@@ -133,6 +133,7 @@ Server::Server(ServerOptions options, std::shared_ptr<const EdgeSnapshot> snapsh
   rejections_overload_ = rejections.labels({"overload"});
   rejections_body_rate_ = rejections.labels({"body_rate"});
   rejections_send_timeout_ = rejections.labels({"send_timeout"});
+  rejections_h2_body_buffer_ = rejections.labels({"h2_body_buffer"});
   overloaded_gauge_ =
       metrics_
           .gauge_family("moat_edge_overloaded",
@@ -205,6 +206,9 @@ bool Server::overloaded(std::size_t worker) const {
 
 void Server::count_overload_rejection(std::size_t worker) { rejections_overload_.inc(worker); }
 void Server::count_slow_body(std::size_t worker) { rejections_body_rate_.inc(worker); }
+void Server::count_h2_body_buffer(std::size_t worker, std::uint64_t streams) {
+  rejections_h2_body_buffer_.add(worker, streams);
+}
 void Server::count_send_timeout(std::size_t worker) { rejections_send_timeout_.inc(worker); }
 
 // The lag is measured against the tick's own schedule, so a loop busy for 300 ms shows 300 ms

@@ -80,6 +80,9 @@ class Server {
   // send_timeout}.
   void count_slow_body(std::size_t worker);
   void count_send_timeout(std::size_t worker);
+  // HTTP/2 streams refused because their connection held h2_max_buffered_body of request bodies
+  // (moat_edge_guard_rejections_total{limit="h2_body_buffer"}).
+  void count_h2_body_buffer(std::size_t worker, std::uint64_t streams);
 
   static core::guard::LimiterSettings guard_settings(const Limits& limits);
 
@@ -133,6 +136,7 @@ class Server {
   core::obs::CounterHandle rejections_route_;     // {limit="route"}
   core::obs::CounterHandle rejections_overload_;  // {limit="overload"}
   core::obs::CounterHandle rejections_body_rate_;
+  core::obs::CounterHandle rejections_h2_body_buffer_;
   core::obs::CounterHandle rejections_send_timeout_;
   core::obs::GaugeHandle overloaded_gauge_;       // moat_edge_overloaded: workers shedding
   RouteLimiter route_limits_;

@@ -3,7 +3,7 @@ forwarding headers, the access record with HTTP/2), chunked, close-delimited and
 the body cap, many concurrent streams on one connection (h2load), ALPN http/1.1 still served by
 HTTP/1.1, a connection-specific header refused, and the floods: rapid reset, CONTINUATION,
 SETTINGS and PING, each answered GOAWAY(ENHANCE_YOUR_CALM) and closed while a client from
-127.0.0.2 keeps being served. The attackers speak raw frames over the ssl module."""
+127.0.0.2 keeps being served; request bodies held per connection (h2_max_buffered_body). The attackers speak raw frames over the ssl module."""
 import json
 import re
 import shutil
@@ -22,7 +22,7 @@ DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, CONTINUATION = 0, 1, 3, 4, 6,
 END_STREAM, END_HEADERS, ACK = 0x1, 0x4, 0x1
 PROTOCOL_ERROR, CANCEL, ENHANCE_YOUR_CALM = 1, 8, 11
 
-edge = Edge(limits="    client_prefix_v4: 32\n    max_body_bytes: 64KiB\n"
+edge = Edge(limits="    client_prefix_v4: 32\n    max_body_bytes: 64KiB\n    h2_max_buffered_body: 128KiB\n"
                    "    requests_per_second_per_client: 5000\n    request_burst_per_client: 5000\n")
 port = edge.https_port
 first_edge = edge
@@ -345,6 +345,45 @@ check(rc is not None, "drain: the edge exits once the stream is done", rc)
 
 # ---- the first edge is still healthy after the floods -----------------------------------------
 edge, port = first_edge, first_edge.https_port
+
+# ---- request bodies held by one connection: h2_max_buffered_body (128 KiB here) ----------------
+# Two streams each park 60,000 body bytes without ending; a third stream's DATA would pass the
+# budget and that stream alone is refused (REFUSED_STREAM: safe to retry). The first two then
+# end their bodies and are served whole.
+refused_before = metric('moat_edge_guard_rejections_total{limit="h2_body_buffer"}')
+c = RawH2()
+chunk = b"z" * 15000
+for sid in (1, 3, 5):
+    c.send(frame(HEADERS, END_HEADERS, sid, request_block(
+        f"/buffered-{sid}", "POST", [("content-length", "60000")])))
+    for _ in range(4):
+        c.send(frame(DATA, 0, sid, chunk))
+resets, statuses = {}, set()
+for kind, flags, stream, payload in c.frames(3):
+    if kind == RST_STREAM:
+        resets[stream] = int.from_bytes(payload[:4], "big")
+    if 5 in resets:
+        break
+check_eq(resets, {5: 7}, "the stream over the connection's body budget is refused (REFUSED_STREAM), the others are not")
+c.send(frame(DATA, END_STREAM, 1) + frame(DATA, END_STREAM, 3))
+for kind, flags, stream, payload in c.frames(10):
+    if kind == HEADERS:
+        statuses.add(stream)
+    if kind == RST_STREAM:
+        resets[stream] = int.from_bytes(payload[:4], "big")
+    if statuses >= {1, 3}:
+        break
+c.close()
+check(statuses >= {1, 3} and set(resets) == {5}, "the two streams within the budget are answered",
+      (statuses, resets))
+check(wait_until(lambda: edge.origin.paths().count("/buffered-1") == 1
+                 and "/buffered-3" in edge.origin.paths()),
+      "their bodies reached the origin; the refused one did not",
+      [p for p in edge.origin.paths() if p.startswith("/buffered")])
+check("/buffered-5" not in edge.origin.paths(), "the refused stream never reached the origin")
+check(wait_until(lambda: metric('moat_edge_guard_rejections_total{limit="h2_body_buffer"}')
+                 > refused_before), 'counted under limit="h2_body_buffer"')
+
 r = curl2(f"{base}/after")
 check(r.stdout.startswith("HTTP/2 200"), "served over h2 after the floods", r.stdout[:200])
 check(metric("moat_edge_session_exceptions_total") == 0, "no session ended by an exception")

@@ -152,17 +152,31 @@ struct H2Connection::Callbacks {
                            const std::uint8_t* data, std::size_t length, void* user) {
     H2Connection& c = self(user);
     Stream* s = c.find(id);
-    if (s == nullptr || s->dispatched) return 0;  // an answered request's body: dropped
+    // An answered request's body, or a refused stream's: dropped.
+    if (s == nullptr || s->dispatched || s->refused) return 0;
     H2Request& r = s->request;
     r.saw_data = true;
     s->last_input = Clock::now();
     if (r.body.size() + length > c.limits_.max_body_bytes) {
       r.body_too_large = true;
+      c.uncount_body(*s);
       r.body.clear();
       r.body.shrink_to_fit();
       c.dispatch(id, *s);
       return 0;
     }
+    if (c.buffered_body_ + length > c.limits_.max_buffered_body_bytes) {
+      // The connection holds enough bodies already: this stream goes, the others stay.
+      c.uncount_body(*s);
+      r.body.clear();
+      r.body.shrink_to_fit();
+      s->refused = true;
+      ++c.refused_streams_;
+      nghttp2_submit_rst_stream(c.session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
+      return 0;
+    }
+    c.buffered_body_ += length;
+    s->body_counted += length;
     r.body.append(reinterpret_cast<const char*>(data), length);
     return 0;
   }
@@ -193,7 +207,8 @@ struct H2Connection::Callbacks {
       }
       case NGHTTP2_DATA: {
         Stream* s = c.find(id);
-        if (s != nullptr && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0 && !s->dispatched) {
+        if (s != nullptr && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0 && !s->dispatched &&
+            !s->refused) {
           c.dispatch(id, *s);
         }
         return 0;
@@ -245,6 +260,7 @@ struct H2Connection::Callbacks {
     const bool by_client = it->second.reset_by_client;
     const std::uint64_t sent = it->second.sent;
     const bool dispatched = it->second.dispatched;
+    c.uncount_body(it->second);  // a dispatched stream's body counts until its response ends
     c.streams_.erase(it);
     if (dispatched) c.handler_.on_stream_close(id, error_code, by_client, sent);
     return 0;
@@ -326,6 +342,11 @@ H2Connection::~H2Connection() { nghttp2_session_del(session_); }
 H2Connection::Stream* H2Connection::find(std::int32_t id) {
   auto it = streams_.find(id);
   return it == streams_.end() ? nullptr : &it->second;
+}
+
+void H2Connection::uncount_body(Stream& s) {
+  buffered_body_ -= s.body_counted;
+  s.body_counted = 0;
 }
 
 void H2Connection::dispatch(std::int32_t id, Stream& s) {

@@ -30,6 +30,10 @@ struct H2Limits {
   std::size_t max_header_block_bytes = 36 * 1024;  // HEADERS + CONTINUATION payloads of a block
   std::size_t max_continuations = 8;  // CONTINUATION frames after one HEADERS
   std::uint64_t max_body_bytes = 1024 * 1024;  // per request; over it: 413
+  // Request body bytes the connection holds at once, over all its streams (counted from DATA
+  // until the stream closes). Without it, 100 streams could each park a whole max_body_bytes.
+  // The stream whose DATA would pass it is refused: RST_STREAM(REFUSED_STREAM), safe to retry.
+  std::uint64_t max_buffered_body_bytes = 8 * 1024 * 1024;
   // Rapid reset (CVE-2023-44487): a token bucket per connection; a client RST_STREAM on a stream
   // whose response has not ended takes a token. Empty: GOAWAY(ENHANCE_YOUR_CALM).
   std::uint32_t reset_burst = 100;
@@ -121,6 +125,9 @@ class H2Connection {
   std::uint64_t requests() const { return requests_; }
   bool preface_received() const { return frames_received_ > 0; }
   std::uint64_t client_resets() const { return client_resets_; }
+  // Streams refused for the connection's request-body budget (max_buffered_body_bytes).
+  std::uint64_t refused_streams() const { return refused_streams_; }
+  std::uint64_t buffered_body() const { return buffered_body_; }
   // Streams whose request is not complete: (id, started, last DATA or header time).
   template <typename F>
   void for_each_incomplete(F&& f) const {
@@ -135,6 +142,8 @@ class H2Connection {
     bool headers_done = false;
     std::chrono::steady_clock::time_point headers_at{};  // head complete; body rate from here
     bool dispatched = false;  // handed to on_request
+    bool refused = false;     // reset for the connection's body budget: its DATA is dropped
+    std::uint64_t body_counted = 0;  // its share of buffered_body_
     bool response_started = false;
     bool response_ended = false;  // END_STREAM sent
     bool reset_after_response = false;
@@ -151,6 +160,7 @@ class H2Connection {
 
   Stream* find(std::int32_t id);
   void dispatch(std::int32_t id, Stream& s);
+  void uncount_body(Stream& s);  // gives the stream's share of buffered_body_ back
   bool trip(H2Defence d);  // records the defence, queues GOAWAY(ENHANCE_YOUR_CALM)
   bool count_per_second(std::uint32_t& count, std::chrono::steady_clock::time_point& window,
                         std::uint32_t max);
@@ -161,6 +171,8 @@ class H2Connection {
   std::unordered_map<std::int32_t, Stream> streams_;
   H2Defence defence_ = H2Defence::kNone;
   std::uint64_t requests_ = 0;
+  std::uint64_t buffered_body_ = 0;  // request body bytes of open streams (max_buffered_body_bytes)
+  std::uint64_t refused_streams_ = 0;
   std::uint64_t frames_received_ = 0;
   std::uint64_t client_resets_ = 0;
   std::size_t block_bytes_ = 0;
