@@ -97,16 +97,6 @@ std::string names_text(const core::tls::CertificateInfo& info) {
   return names.empty() ? "-" : names;
 }
 
-std::string iso8601(std::chrono::sys_seconds tp) {
-  using namespace std::chrono;
-  auto day_point = floor<days>(tp);
-  year_month_day ymd{day_point};
-  hh_mm_ss hms{tp - day_point};
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", static_cast<int>(ymd.year()),
-                     static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                     hms.hours().count(), hms.minutes().count(), hms.seconds().count());
-}
-
 // The settings every context shares. `groups`: the list to set; false if OpenSSL refuses it.
 core::Result<bool> configure(SSL_CTX* ctx, const EdgeConfig& config, const char* groups) {
   ERR_clear_error();
@@ -297,7 +287,7 @@ core::Result<OcspStaple> check_ocsp_response(std::string der, X509* leaf, X509* 
   out.next_update_text = "none";
   if (auto next = core::tls::asn1_time_seconds(next_update)) {
     out.next_update = static_cast<std::time_t>(next->time_since_epoch().count());
-    out.next_update_text = iso8601(*next);
+    out.next_update_text = core::tls::iso8601(*next);
     if (out.next_update <= std::time(nullptr)) {
       return fail(fmt::format("has expired: nextUpdate {} is past", out.next_update_text));
     }

@@ -288,15 +288,6 @@ SignatureAlgorithm read_signature(X509* cert) {
 // Seconds, not system_clock's nanoseconds (see asn1_time_seconds).
 using Seconds = std::chrono::sys_seconds;
 
-std::string iso8601(Seconds tp) {
-  using namespace std::chrono;
-  auto day_point = floor<days>(tp);
-  year_month_day ymd{day_point};
-  hh_mm_ss hms{tp - day_point};
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", static_cast<int>(ymd.year()),
-                     static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                     hms.hours().count(), hms.minutes().count(), hms.seconds().count());
-}
 
 std::int64_t floor_div(std::int64_t a, std::int64_t b) {
   std::int64_t q = a / b;
@@ -629,6 +620,16 @@ NameMatch match_host(const CertificateInfo& info, std::string_view host) {
     }
   }
   return result;
+}
+
+std::string iso8601(std::chrono::sys_seconds tp) {
+  using namespace std::chrono;
+  auto day_point = floor<days>(tp);
+  year_month_day ymd{day_point};
+  hh_mm_ss hms{tp - day_point};
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", static_cast<int>(ymd.year()),
+                     static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                     hms.hours().count(), hms.minutes().count(), hms.seconds().count());
 }
 
 std::optional<std::chrono::sys_seconds> asn1_time_seconds(const ASN1_TIME* t) {

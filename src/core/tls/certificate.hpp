@@ -137,5 +137,7 @@ std::vector<std::pair<std::string, std::string>> certificate_table(const Certifi
 // Seconds, not system_clock's nanoseconds: certificate dates span years 0 to 9999
 // (99991231235959Z means "no expiry", RFC 5280 4.1.2.5), far beyond +-292 years of nanoseconds.
 std::optional<std::chrono::sys_seconds> asn1_time_seconds(const ASN1_TIME* t);
+// "2026-11-28T22:06:05Z": how certificate and OCSP dates are shown.
+std::string iso8601(std::chrono::sys_seconds tp);
 
 }  // namespace moat::core::tls
