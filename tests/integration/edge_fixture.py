@@ -13,6 +13,7 @@ import ssl
 import subprocess
 import threading
 import time
+import urllib.request
 
 from harness import (MOAT, free_port, make_ca_and_leaf, start, tempdir, wait_for_port)
 
@@ -167,6 +168,19 @@ class Edge:
     def log(self):
         with open(self.stderr_path) as f:
             return f.read()
+
+    def metrics(self):
+        """The admin listener's /metrics text."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/metrics", timeout=10) as r:
+            return r.read().decode()
+
+    def metric(self, name, labels=""):
+        """The value of one series (`labels` as exposed: '{limit="route"}'), 0 if absent."""
+        m = re.search(r"^%s%s (\S+)$" % (re.escape(name), re.escape(labels)), self.metrics(), re.M)
+        return float(m.group(1)) if m else 0.0
+
+    def rejections(self, limit):
+        return self.metric("moat_edge_guard_rejections_total", '{limit="%s"}' % limit)
 
     def records(self):
         try:

@@ -25,27 +25,12 @@ import struct
 import subprocess
 import threading
 import time
-import urllib.request
 
 from harness import check, check_eq, done
 from edge_fixture import H2_PREFACE, Edge, Origin, frame, hpack, read_response, wait_until
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
 BIG = 16 * 1024 * 1024  # more than loopback socket buffers hold on both sides
-
-
-def metrics(edge):
-    with urllib.request.urlopen(f"http://127.0.0.1:{edge.admin_port}/metrics", timeout=10) as r:
-        return r.read().decode()
-
-
-def metric(edge, name, labels=""):
-    m = re.search(r"^%s%s (\S+)$" % (re.escape(name), re.escape(labels)), metrics(edge), re.M)
-    return float(m.group(1)) if m else 0.0
-
-
-def rejections(edge, limit):
-    return metric(edge, "moat_edge_guard_rejections_total", '{limit="%s"}' % limit)
 
 
 def record_where(edge, predicate, timeout=10.0):
@@ -233,7 +218,7 @@ sock.close()
 limited = record_where(edge, lambda r: r.get("status") == 429)
 check(limited and limited.get("limit") == "route" and limited.get("code") == "rate_limited",
       'the access record of the 429 says limit "route"', limited)
-check(wait_until(lambda: rejections(edge, "route") >= 2), 'moat_edge_guard_rejections_total{limit="route"}')
+check(wait_until(lambda: edge.rejections("route") >= 2), 'moat_edge_guard_rejections_total{limit="route"}')
 # HTTP/2 shares the bucket of the client and route: 4 quick requests, at least one refused.
 out = edge.curl("--http2", "-o", "/dev/null", "-w", "%{http_code}\n",
                 *[f"https://app.example.test:{edge.https_port}/limited/h2/{i}" for i in range(4)])
@@ -264,7 +249,7 @@ sock.close()
 slow = record_where(edge, lambda r: r.get("code") == "body_too_slow")
 check(slow and slow.get("status") == 408 and slow.get("termination") == "timeout",
       "the access record says body_too_slow, termination timeout", slow)
-check(wait_until(lambda: rejections(edge, "body_rate") >= 1), 'moat_edge_guard_rejections_total{limit="body_rate"}')
+check(wait_until(lambda: edge.rejections("body_rate") >= 1), 'moat_edge_guard_rejections_total{limit="body_rate"}')
 check(not any(r["path"] == "/upload" for r in app.requests), "the slow body never reached the origin")
 
 # 2b. The same over HTTP/2: the stream whose body trickles is reset (CANCEL) after the grace, per
@@ -274,7 +259,7 @@ ctx.set_alpn_protocols(["h2"])
 h2 = ctx.wrap_socket(socket.create_connection(("127.0.0.1", edge.https_port), timeout=10),
                      server_hostname="app.example.test")
 check(h2.selected_alpn_protocol() == "h2", "HTTP/2 negotiated for the slow-POST stream")
-slow_before = rejections(edge, "body_rate")
+slow_before = edge.rejections("body_rate")
 head = [(":method", "POST"), (":scheme", "https"), (":authority", "app.example.test"),
         (":path", "/upload-h2"), ("content-length", "100000")]
 h2.sendall(H2_PREFACE + frame(4, 0, 0)
@@ -305,7 +290,7 @@ while reset_code is None and time.monotonic() - started < 10:
 elapsed = time.monotonic() - started
 check(reset_code == 0x8, "HTTP/2: a body at 2 bytes/s is reset with CANCEL", reset_code)
 check(elapsed < 2 + 2.5, "HTTP/2: within the grace (2 s) plus a little", f"{elapsed:.2f}s")
-check(wait_until(lambda: rejections(edge, "body_rate") > slow_before),
+check(wait_until(lambda: edge.rejections("body_rate") > slow_before),
       "HTTP/2: counted under limit body_rate")
 h2.close()
 check(not any(r["path"] == "/upload-h2" for r in app.requests), "HTTP/2: the slow body never reached the origin")
@@ -327,7 +312,7 @@ if timed:
     check(timed["duration_ms"] <= 2000 + 1000 + 500, "within send_timeout + 1 s",
           timed["duration_ms"])
     check(timed["bytes_out"] < BIG, "not the whole response", timed["bytes_out"])
-check(wait_until(lambda: rejections(edge, "send_timeout") >= 1), 'moat_edge_guard_rejections_total{limit="send_timeout"}')
+check(wait_until(lambda: edge.rejections("send_timeout") >= 1), 'moat_edge_guard_rejections_total{limit="send_timeout"}')
 reader.close()
 
 # 4. WebSocket through the edge: handshake forwarded with its Upgrade, 101 relayed, then a tunnel.
@@ -375,7 +360,7 @@ sock.close()
 
 # ---- edge 2: overload shedding by memory ------------------------------------------------------
 edge2 = Edge(limits="    overload_memory: 1MiB\n")  # any process is over 1 MiB: always shedding
-check(wait_until(lambda: metric(edge2, "moat_edge_overloaded") >= 1),
+check(wait_until(lambda: edge2.metric("moat_edge_overloaded") >= 1),
       "moat_edge_overloaded is set while memory is over overload_memory")
 
 
@@ -393,7 +378,7 @@ def served(edge):
 
 
 check(not served(edge2), "while overloaded, a new connection is closed at accept")
-check(wait_until(lambda: rejections(edge2, "overload") >= 1), 'moat_edge_guard_rejections_total{limit="overload"}')
+check(wait_until(lambda: edge2.rejections("overload") >= 1), 'moat_edge_guard_rejections_total{limit="overload"}')
 with open(edge2.config) as f:
     text = f.read()
 with open(edge2.config, "w") as f:
@@ -402,7 +387,7 @@ edge2.process.send_signal(signal.SIGHUP)
 check(wait_until(lambda: "applied" in edge2.log()), "reload without the memory threshold")
 check(wait_until(lambda: served(edge2)), "after it, new connections are served again")
 # Each worker leaves overload on its own next checks: wait for all of them.
-check(wait_until(lambda: metric(edge2, "moat_edge_overloaded") == 0),
+check(wait_until(lambda: edge2.metric("moat_edge_overloaded") == 0),
       "and moat_edge_overloaded is back to 0")
 
 # Both edges drain and exit cleanly (under ASan: no leak, no error), with no session exception.

@@ -3,31 +3,15 @@ Retry-After while 127.0.0.2 keeps getting 200; a handshake flood from 127.0.0.1 
 127.0.0.2 handshakes; the per-client connection cap closes at accept; repeated trips earn a ban
 (closed at accept), which ends after its time. client_prefix_v4: 32 makes 127.0.0.1 and 127.0.0.2
 two clients (the default /24 would make them one). Every wait polls with a deadline."""
-import re
 import socket
 import ssl
 import time
-import urllib.request
 
 from harness import check, check_eq, done
 from edge_fixture import Edge, closed_by_peer, read_response, read_response_from, wait_until
 
 A = "127.0.0.1"  # the flooder
 B = "127.0.0.2"  # a well-behaved client
-
-
-def metrics(edge):
-    with urllib.request.urlopen(f"http://127.0.0.1:{edge.admin_port}/metrics", timeout=10) as r:
-        return r.read().decode()
-
-
-def metric(edge, name, labels=""):
-    m = re.search(r"^%s%s (\S+)$" % (re.escape(name), re.escape(labels)), metrics(edge), re.M)
-    return float(m.group(1)) if m else 0.0
-
-
-def rejections(edge, limit):
-    return metric(edge, "moat_edge_guard_rejections_total", '{limit="%s"}' % limit)
 
 
 def tls_from(edge, source, timeout=5.0):
@@ -95,8 +79,8 @@ check(retry_after and all(v is not None and v.isdigit() and int(v) >= 1 for v in
       "every 429 carries Retry-After in whole seconds", retry_after)
 check(good_statuses and all(s == 200 for s in good_statuses),
       "127.0.0.2 keeps getting 200 during the flood", good_statuses)
-check(rejections(edge, "requests") == statuses[429], "moat_edge_guard_rejections_total{limit=\"requests\"}",
-      rejections(edge, "requests"))
+check(edge.rejections("requests") == statuses[429], "moat_edge_guard_rejections_total{limit=\"requests\"}",
+      edge.rejections("requests"))
 records = edge.wait_records(2000 + len(good_statuses))
 limited = [r for r in records if r.get("status") == 429]
 check(limited and all(r.get("limit") == "requests" and r.get("code") == "rate_limited" for r in limited),
@@ -107,7 +91,7 @@ for s in flood + [good]:
     s.close()
 
 # Handshake flood: new TLS connections from 127.0.0.1 beyond the budget are closed before TLS.
-before = rejections(edge, "handshakes")
+before = edge.rejections("handshakes")
 ok = refused = 0
 started = time.monotonic()
 for _ in range(40):
@@ -121,8 +105,8 @@ elapsed = time.monotonic() - started
 check(refused > 0, "a handshake flood from 127.0.0.1 is refused", f"ok={ok} refused={refused}")
 check(ok <= 10 + 5 * elapsed + 3, "no more handshakes than the burst plus the rate allows",
       f"ok={ok} in {elapsed:.1f}s")
-check(rejections(edge, "handshakes") - before >= refused,
-      "moat_edge_guard_rejections_total{limit=\"handshakes\"}", rejections(edge, "handshakes"))
+check(edge.rejections("handshakes") - before >= refused,
+      "moat_edge_guard_rejections_total{limit=\"handshakes\"}", edge.rejections("handshakes"))
 good_handshakes = 0
 for _ in range(3):
     s = tls_from(edge, B)
@@ -143,15 +127,15 @@ edge2 = Edge(http_listener=False,
                     "    ban_time: 1s\n"
                     "    ban_time_max: 2s\n")
 # Readiness probes (wait_for_port) are connections too: wait until they are gone.
-wait_until(lambda: metric(edge2, "moat_edge_connections_active") == 0)
+wait_until(lambda: edge2.metric("moat_edge_connections_active") == 0)
 held = [socket.create_connection(("127.0.0.1", edge2.https_port), timeout=5, source_address=(A, 0))
         for _ in range(5)]
-check(wait_until(lambda: metric(edge2, "moat_edge_connections_active") == 5),
+check(wait_until(lambda: edge2.metric("moat_edge_connections_active") == 5),
       "five connections from 127.0.0.1 are open (the cap)")
 extra = socket.create_connection(("127.0.0.1", edge2.https_port), timeout=5, source_address=(A, 0))
 check(closed_by_peer(extra), "the sixth connection from 127.0.0.1 is closed at accept")
 extra.close()
-check(rejections(edge2, "connections_per_client") >= 1,
+check(edge2.rejections("connections_per_client") >= 1,
       "moat_edge_guard_rejections_total{limit=\"connections_per_client\"}")
 other = tls_from(edge2, B)
 check(other is not None and get(other)[0] == 200, "127.0.0.2 connects while 127.0.0.1 is at its cap")
@@ -159,7 +143,7 @@ if other:
     other.close()
 for s in held:
     s.close()
-check(wait_until(lambda: metric(edge2, "moat_edge_connections_active") == 0),
+check(wait_until(lambda: edge2.metric("moat_edge_connections_active") == 0),
       "closed connections are released")
 
 # Trips: one so far (the cap); requests over the budget of 5 add the rest; the sixth trip bans.
@@ -181,7 +165,7 @@ refused_at_accept = socket.create_connection(("127.0.0.1", edge2.https_port), ti
                                              source_address=(A, 0))
 check(closed_by_peer(refused_at_accept), "a banned client is closed at accept")
 refused_at_accept.close()
-check(rejections(edge2, "banned") >= 1, "moat_edge_guard_rejections_total{limit=\"banned\"}")
+check(edge2.rejections("banned") >= 1, "moat_edge_guard_rejections_total{limit=\"banned\"}")
 other = tls_from(edge2, B)
 check(other is not None and get(other)[0] == 200, "127.0.0.2 is not banned")
 if other:
@@ -206,18 +190,18 @@ check(banned_records, "the ban's 429 is in the access log with its limit", edge2
 
 # ---- edge 3: the global cap ----------------------------------------------------------------------
 edge3 = Edge(http_listener=False, limits="    client_prefix_v4: 32\n    max_connections: 3\n")
-wait_until(lambda: metric(edge3, "moat_edge_connections_active") == 0)
+wait_until(lambda: edge3.metric("moat_edge_connections_active") == 0)
 held = [socket.create_connection(("127.0.0.1", edge3.https_port), timeout=5, source_address=(A, 0))
         for _ in range(3)]
-check(wait_until(lambda: metric(edge3, "moat_edge_connections_active") == 3),
+check(wait_until(lambda: edge3.metric("moat_edge_connections_active") == 3),
       "three connections open (the global cap)")
 extra = socket.create_connection(("127.0.0.1", edge3.https_port), timeout=5, source_address=(B, 0))
 check(closed_by_peer(extra), "over max_connections, even another client is closed at accept")
 extra.close()
-check(rejections(edge3, "connections") >= 1, "moat_edge_guard_rejections_total{limit=\"connections\"}")
+check(edge3.rejections("connections") >= 1, "moat_edge_guard_rejections_total{limit=\"connections\"}")
 for s in held:
     s.close()
-check(wait_until(lambda: metric(edge3, "moat_edge_connections_active") == 0), "the held connections closed")
+check(wait_until(lambda: edge3.metric("moat_edge_connections_active") == 0), "the held connections closed")
 check(wait_until(lambda: tls_from(edge3, B) is not None, timeout=5), "below the cap, connections are accepted again")
 
 done()

@@ -13,7 +13,6 @@ import struct
 import subprocess
 import threading
 import time
-import urllib.request
 
 from harness import check, check_eq, done
 from edge_fixture import H2_PREFACE as PREFACE, Edge, frame, header, hpack, wait_until
@@ -96,15 +95,6 @@ class RawH2:
             self.sock.close()
         except OSError:
             pass
-
-
-def metric(name_and_labels):
-    text = urllib.request.urlopen(f"http://127.0.0.1:{edge.admin_port}/metrics", timeout=5).read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name_and_labels):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def curl2(*args, source=None):
@@ -252,8 +242,8 @@ check(time.monotonic() - t0 < 5, "rapid reset: the connection is ended quickly")
 time.sleep(0.2)  # let upstream requests already started land, so the count below is final
 reached = edge.origin.count() - before
 check(reached <= 150, f"rapid reset: the origin saw at most 150 of the 1000 streams ({reached})")
-check(metric('moat_edge_h2_defences_total{defence="rapid_reset"}') >= 1, "rapid_reset counted")
-check(metric("moat_edge_h2_client_resets_total") >= 50, "client resets counted")
+check(edge.metric('moat_edge_h2_defences_total{defence="rapid_reset"}') >= 1, "rapid_reset counted")
+check(edge.metric("moat_edge_h2_client_resets_total") >= 50, "client resets counted")
 
 # CONTINUATION flood: a header block that never ends.
 c = RawH2()
@@ -266,7 +256,7 @@ code = c.goaway(10)
 c.close()
 check_eq(code, ENHANCE_YOUR_CALM, "CONTINUATION flood: GOAWAY(ENHANCE_YOUR_CALM), then closed")
 check(time.monotonic() - t0 < 10, "CONTINUATION flood: closed quickly")
-check(metric('moat_edge_h2_defences_total{defence="continuation_flood"}') >= 1, "continuation_flood counted")
+check(edge.metric('moat_edge_h2_defences_total{defence="continuation_flood"}') >= 1, "continuation_flood counted")
 
 # SETTINGS flood and PING flood.
 for name, kind, payload in (("settings_flood", SETTINGS, b""), ("ping_flood", PING, b"\0" * 8)):
@@ -275,7 +265,7 @@ for name, kind, payload in (("settings_flood", SETTINGS, b""), ("ping_flood", PI
     code = c.goaway(10)
     c.close()
     check_eq(code, ENHANCE_YOUR_CALM, f"{name}: GOAWAY(ENHANCE_YOUR_CALM)")
-    check(metric(f'moat_edge_h2_defences_total{{defence="{name}"}}') >= 1, f"{name} counted")
+    check(edge.metric(f'moat_edge_h2_defences_total{{defence="{name}"}}') >= 1, f"{name} counted")
 
 good.stop.set()
 good.join(30)
@@ -350,7 +340,7 @@ edge, port = first_edge, first_edge.https_port
 # Two streams each park 60,000 body bytes without ending; a third stream's DATA would pass the
 # budget and that stream alone is refused (REFUSED_STREAM: safe to retry). The first two then
 # end their bodies and are served whole.
-refused_before = metric('moat_edge_guard_rejections_total{limit="h2_body_buffer"}')
+refused_before = edge.metric('moat_edge_guard_rejections_total{limit="h2_body_buffer"}')
 c = RawH2()
 chunk = b"z" * 15000
 for sid in (1, 3, 5):
@@ -381,12 +371,12 @@ check(wait_until(lambda: edge.origin.paths().count("/buffered-1") == 1
       "their bodies reached the origin; the refused one did not",
       [p for p in edge.origin.paths() if p.startswith("/buffered")])
 check("/buffered-5" not in edge.origin.paths(), "the refused stream never reached the origin")
-check(wait_until(lambda: metric('moat_edge_guard_rejections_total{limit="h2_body_buffer"}')
+check(wait_until(lambda: edge.metric('moat_edge_guard_rejections_total{limit="h2_body_buffer"}')
                  > refused_before), 'counted under limit="h2_body_buffer"')
 
 r = curl2(f"{base}/after")
 check(r.stdout.startswith("HTTP/2 200"), "served over h2 after the floods", r.stdout[:200])
-check(metric("moat_edge_session_exceptions_total") == 0, "no session ended by an exception")
-check(metric("moat_edge_h2_connections_total") >= 5, "h2 connections counted")
+check(edge.metric("moat_edge_session_exceptions_total") == 0, "no session ended by an exception")
+check(edge.metric("moat_edge_h2_connections_total") >= 5, "h2 connections counted")
 
 done()

@@ -16,7 +16,6 @@ import signal
 import socketserver
 import sys
 import time
-import urllib.request
 
 
 def serve_origin(name, port):
@@ -84,14 +83,9 @@ routes = ('    - {host: prio.app.example.test, pool: app}\n'
 edge = Edge(pools=pools, routes=routes, origin=False)
 
 
-def metrics():
-    with urllib.request.urlopen(f"http://127.0.0.1:{edge.admin_port}/metrics", timeout=10) as r:
-        return r.read().decode()
-
-
 def up(pool, name, text=None):
     m = re.search(r'^moat_edge_upstream_up\{pool="%s",member="%s"\} (\S+)$'
-                  % (pool, re.escape(member(name))), text or metrics(), re.M)
+                  % (pool, re.escape(member(name))), text or edge.metrics(), re.M)
     return None if m is None else int(float(m.group(1)))
 
 
@@ -124,7 +118,7 @@ PRIO = "prio.app.example.test"
 # Readiness: the checks ran (the primary is up, the dead members are marked down).
 ready = wait_until(lambda: up("app", "primary") == 1 and up("dead", "dead1") == 0
                    and up("dead", "dead2") == 0, timeout=15)
-check(ready, "health checks ran: primary up, dead members down", metrics())
+check(ready, "health checks ran: primary up, dead members down", edge.metrics())
 
 # Priority: everything on the primary.
 answers = [client.get(PRIO) for _ in range(20)]
@@ -225,7 +219,7 @@ check_eq((s, headers.get("retry-after")), (503, "7"), "after the reload: still 5
 check_eq(client.get(PRIO)[:3:2], (200, "primary"), "after the reload: the primary still serves")
 
 # Metrics.
-text = metrics()
+text = edge.metrics()
 check_eq((up("app", "secondary", text), up("dead", "dead1", text), up("dead", "dead2", text)),
          (1, 0, 0), "metrics: up gauges 1 for a live member, 0 for the dead ones")
 check(re.search(r'^moat_edge_health_checks_total\{pool="dead",member="%s",result="connect_failed"\} '

@@ -5,14 +5,12 @@ never dropped; each rotation reaches new connections (their certificate changes)
 rejected config changes nothing."""
 import hashlib
 import os
-import re
 import shutil
 import signal
 import socket
 import ssl
 import threading
 import time
-import urllib.request
 
 from harness import check, check_eq, done, make_ca_and_leaf
 from edge_fixture import Edge, read_response, wait_until
@@ -25,13 +23,6 @@ edge = Edge(
 host = "app.example.test"
 live = edge.certs[0]  # the files the config names; rotations overwrite them in place
 ca = {"crt": edge.ca, "key": os.path.join(edge.dir, "ca.key")}
-
-
-def metric(name, labels):
-    with urllib.request.urlopen(f"http://127.0.0.1:{edge.admin_port}/metrics", timeout=10) as r:
-        text = r.read().decode()
-    m = re.search(r"^%s%s (\S+)$" % (re.escape(name), re.escape(labels)), text, re.M)
-    return float(m.group(1)) if m else 0.0
 
 
 def presented_fingerprint():
@@ -118,9 +109,9 @@ for rotation in range(4):
         shutil.copyfile(src, dst + ".new")
         os.replace(dst + ".new", dst)
     want = file_fingerprint(live["chain"])
-    applied = metric("moat_edge_reloads_total", '{result="applied"}')
+    applied = edge.metric("moat_edge_reloads_total", '{result="applied"}')
     edge.process.send_signal(signal.SIGHUP)
-    check(wait_until(lambda: metric("moat_edge_reloads_total", '{result="applied"}') > applied),
+    check(wait_until(lambda: edge.metric("moat_edge_reloads_total", '{result="applied"}') > applied),
           f"rotation {rotation + 1}: reload applied")
     got = presented_fingerprint()
     check(got == want and got != before, f"rotation {rotation + 1}: new connections get the new certificate")
@@ -134,9 +125,9 @@ for rotation in range(4):
 config_text = open(edge.config).read()
 with open(edge.config, "w") as f:
     f.write(config_text.replace(live["chain"], live["chain"] + ".missing"))
-rejected = metric("moat_edge_reloads_total", '{result="rejected"}')
+rejected = edge.metric("moat_edge_reloads_total", '{result="rejected"}')
 edge.process.send_signal(signal.SIGHUP)
-check(wait_until(lambda: metric("moat_edge_reloads_total", '{result="rejected"}') > rejected),
+check(wait_until(lambda: edge.metric("moat_edge_reloads_total", '{result="rejected"}') > rejected),
       "an invalid config is rejected")
 check_eq(presented_fingerprint(), before, "after the rejected reload the certificate is unchanged")
 with open(edge.config, "w") as f:
