@@ -252,9 +252,8 @@ void Server::guard_close(const core::guard::ClientKey& key) {
 
 // Phase 0, before any byte is read or any TLS work is done: the global cap, then the client's
 // ban and its connection cap. A refused connection is closed at once.
-bool Server::admit(WorkerState& worker, asio::ip::tcp::socket& socket,
+bool Server::admit(WorkerState& worker, const Limits& limits, asio::ip::tcp::socket& socket,
                    const asio::ip::tcp::endpoint& remote, core::guard::ClientKey& key) {
-  const Limits& limits = snapshot_.load()->config->limits;
   asio::error_code ec;
   if (overloaded(worker.index)) {
     // Shedding: finish old work, take no new connection (closed before any TLS work).
@@ -335,8 +334,9 @@ asio::awaitable<void> Server::accept_loop(WorkerState& worker,
       continue;
     }
     core::guard::ClientKey key;
-    if (!admit(worker, socket, remote, key)) continue;
-    auto session = std::make_shared<Session>(*this, worker, snapshot_.load(), std::move(socket),
+    auto snapshot = snapshot_.load();  // once per connection: the session keeps it
+    if (!admit(worker, snapshot->config->limits, socket, remote, key)) continue;
+    auto session = std::make_shared<Session>(*this, worker, std::move(snapshot), std::move(socket),
                                              remote, tls, key);
     asio::co_spawn(acceptor->get_executor(), session->run(Session::Entry::kStart),
                    asio::detached);

@@ -100,7 +100,7 @@ class Server {
 
   // Connections admitted under max_connections and the per-client caps (or refused); false when
   // the socket was closed at accept.
-  bool admit(WorkerState& worker, asio::ip::tcp::socket& socket,
+  bool admit(WorkerState& worker, const Limits& limits, asio::ip::tcp::socket& socket,
              const asio::ip::tcp::endpoint& remote, core::guard::ClientKey& key);
 
   ServerOptions options_;

@@ -247,9 +247,7 @@ asio::awaitable<Session::Step> Session::handshake() {
 }
 
 void Session::begin_stream() {
-  record_.reset();
-  record_.start_time = std::chrono::system_clock::now();
-  record_.start = std::chrono::steady_clock::now();
+  record_.reset();  // its start times are taken when the request's first byte arrives (read_head)
   record_open_ = false;
   body_.clear();
   route_ = nullptr;
