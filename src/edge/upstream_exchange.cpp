@@ -418,13 +418,8 @@ asio::awaitable<bool> UpstreamExchange::read_body(std::string& piece, bool& done
       }
       const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(left_, in_.size()));
       if (in_.size() > take) reusable_ = false;
-      if (piece.empty() && take == in_.size()) {
-        piece.swap(in_);  // the common case: hand the bytes over without copying them
-      } else {
-        piece.append(in_, 0, take);
-      }
+      hand_over(piece, take);
       left_ -= take;
-      in_.clear();
       done = left_ == 0;
       co_return true;
     }
@@ -463,12 +458,7 @@ asio::awaitable<bool> UpstreamExchange::read_body(std::string& piece, bool& done
           co_return true;
         }
       }
-      if (piece.empty()) {
-        piece.swap(in_);
-      } else {
-        piece += in_;
-      }
-      in_.clear();
+      hand_over(piece, in_.size());
       co_return true;
     }
   }
@@ -485,6 +475,17 @@ void UpstreamExchange::release(bool keep) {
   }
   asio::error_code ignored;
   socket_.close(ignored);
+}
+
+// The first `n` buffered bytes go to `piece` and the rest is dropped; the common case, all of
+// them into an empty piece, swaps the buffers instead of copying the bytes.
+void UpstreamExchange::hand_over(std::string& piece, std::size_t n) {
+  if (piece.empty() && n == in_.size()) {
+    piece.swap(in_);
+  } else {
+    piece.append(in_, 0, n);
+  }
+  in_.clear();
 }
 
 void UpstreamExchange::release_buffers() { worker_.buffers.give(in_); }

@@ -158,6 +158,7 @@ class UpstreamExchange {
                                            bool websocket, bool& retryable,
                                            StreamRecord& record);
   asio::awaitable<std::size_t> read_some(asio::error_code& ec);
+  void hand_over(std::string& piece, std::size_t n);
   void arm(std::chrono::milliseconds timeout);
   void disarm();
   static void on_deadline(void* self);
