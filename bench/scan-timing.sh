@@ -196,23 +196,19 @@ relay_moat=$(cat "$relay_count")
 stop_relay
 echo "moat scan: ${loop_s[moat]} s loopback (grade $grade_loop), ${rtt_s[moat]} s at ${RTT_MS} ms RTT (grade $grade_rtt), ${conns[moat]} connections (relay counted $relay_moat)"
 
-if command -v sslscan >/dev/null; then
-  loop_s[sslscan]=$(run_sslscan "$port")
+# A peer scanner, timed on loopback and through the relay (which counts its connections).
+time_peer() { # NAME (run_NAME PORT prints the seconds)
+  local name=$1
+  loop_s[$name]=$("run_$name" "$port")
   start_relay "$RTT_MS"
-  rtt_s[sslscan]=$(run_sslscan "$relay_port")
-  conns[sslscan]=$(cat "$relay_count")
+  rtt_s[$name]=$("run_$name" "$relay_port")
+  conns[$name]=$(cat "$relay_count")
   stop_relay
-  echo "sslscan:   ${loop_s[sslscan]} s loopback, ${rtt_s[sslscan]} s at ${RTT_MS} ms RTT, ${conns[sslscan]} connections"
-fi
-
-if [[ $RUN_TESTSSL == 1 && -n "$TESTSSL" ]]; then
-  loop_s[testssl]=$(run_testssl "$port")
-  start_relay "$RTT_MS"
-  rtt_s[testssl]=$(run_testssl "$relay_port")
-  conns[testssl]=$(cat "$relay_count")
-  stop_relay
-  echo "testssl:   ${loop_s[testssl]} s loopback, ${rtt_s[testssl]} s at ${RTT_MS} ms RTT, ${conns[testssl]} connections"
-fi
+  printf '%-10s %s s loopback, %s s at %s ms RTT, %s connections\n' "$name:" "${loop_s[$name]}" \
+    "${rtt_s[$name]}" "$RTT_MS" "${conns[$name]}"
+}
+if command -v sslscan >/dev/null; then time_peer sslscan; fi
+if [[ $RUN_TESTSSL == 1 && -n "$TESTSSL" ]]; then time_peer testssl; fi
 
 mkdir -p bench/results
 out="bench/results/scan-$(date -u +%Y%m%d-%H%M%S).md"
