@@ -139,17 +139,16 @@ def finding_ids(doc):
     return {f["id"] for f in doc["findings"]}
 
 
-class RawServer:
-    """A loopback TCP server with a scripted behaviour per connection: "garbage" (answers
-    non-TLS bytes), "reset" (reads, then resets), "silent" (reads, never answers)."""
+class ThreadedServer:
+    """A loopback TCP listener that hands each connection to self._handle on its own thread;
+    `conn_timeout` (seconds, or None) bounds every read and write on it."""
 
-    def __init__(self, behaviour):
-        self.behaviour = behaviour
+    def _listen(self, backlog, conn_timeout=None):
+        self.conn_timeout = conn_timeout
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
+        self.sock.listen(backlog)
         self.port = self.sock.getsockname()[1]
-        self.held = []
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self):
@@ -158,7 +157,19 @@ class RawServer:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
+            if self.conn_timeout is not None:
+                conn.settimeout(self.conn_timeout)
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+
+class RawServer(ThreadedServer):
+    """A loopback TCP server with a scripted behaviour per connection: "garbage" (answers
+    non-TLS bytes), "reset" (reads, then resets), "silent" (reads, never answers)."""
+
+    def __init__(self, behaviour):
+        self.behaviour = behaviour
+        self.held = []
+        self._listen(64)
 
     def _handle(self, conn):
         try:
@@ -193,7 +204,7 @@ def _read_exact(conn, n):
     return data
 
 
-class FakeTlsServer:
+class FakeTlsServer(ThreadedServer):
     """A loopback server that speaks just enough TLS 1.2 (TLS_RSA_WITH_AES_128_GCM_SHA256 or
     TLS_RSA_WITH_AES_128_CBC_SHA, server order) for `moat scan` to grade it, with the flaws no
     real server here can have:
@@ -213,21 +224,8 @@ class FakeTlsServer:
     def __init__(self, cert_der, *modes):
         self.cert = cert_der
         self.modes = set(modes)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.port = self.sock.getsockname()[1]
         self.seen = {"sslv2_hellos": 0, "heartbeats": 0, "ccs": 0}
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            conn.settimeout(10)
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+        self._listen(128, conn_timeout=10)
 
     @staticmethod
     def _record(content_type, body, version=0x0303):
