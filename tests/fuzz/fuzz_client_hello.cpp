@@ -10,18 +10,16 @@
 #include <vector>
 
 #include "core/tls/client_hello.hpp"
+#include "fuzz_check.hpp"
 
 namespace {
 
+using moat::fuzz::check;
 using moat::core::tls::ClientHello;
 using moat::core::tls::ClientHelloLimits;
 using moat::core::tls::ClientHelloReader;
 using moat::core::tls::HandshakeReassembler;
 using moat::core::tls::ParseStatus;
-
-void check(bool condition) {
-  if (!condition) __builtin_trap();
-}
 
 bool same_hello(const ClientHello& a, const ClientHello& b) {
   return a.legacy_version == b.legacy_version && a.server_name == b.server_name &&

@@ -9,17 +9,15 @@
 #include <string_view>
 
 #include "core/http/request_head.hpp"
+#include "fuzz_check.hpp"
 
 namespace {
 
+using moat::fuzz::check;
 using moat::core::http::BodyFraming;
 using moat::core::http::ParseStatus;
 using moat::core::http::RequestHeadLimits;
 using moat::core::http::RequestHeadParser;
-
-void check(bool condition) {
-  if (!condition) __builtin_trap();
-}
 
 }  // namespace
 

@@ -7,17 +7,15 @@
 #include <span>
 
 #include "core/dns/dns_message.hpp"
+#include "fuzz_check.hpp"
 
 namespace {
 
+using moat::fuzz::check;
 using moat::core::net::IpAddress;
 namespace dns = moat::core::net::dns;
 
 constexpr std::uint16_t kFuzzId = 0xbeef;
-
-void check(bool condition) {
-  if (!condition) __builtin_trap();
-}
 
 void parse_as(std::span<const std::uint8_t> message, std::uint16_t id, dns::QueryType type) {
   auto r = dns::parse_response(message, id, "example.com", type);

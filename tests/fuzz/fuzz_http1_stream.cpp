@@ -12,15 +12,13 @@
 #include "core/http/request_head.hpp"
 #include "core/http/response_head.hpp"
 #include "edge/chunked.hpp"
+#include "fuzz_check.hpp"
 
 namespace {
 
+using moat::fuzz::check;
 using moat::core::http::ParseStatus;
 using moat::edge::ChunkedDecoder;
-
-void check(bool condition) {
-  if (!condition) __builtin_trap();
-}
 
 struct Decoded {
   ChunkedDecoder::Status status;

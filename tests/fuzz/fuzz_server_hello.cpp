@@ -11,9 +11,12 @@
 #include <vector>
 
 #include "core/tls/server_hello.hpp"
+#include "fuzz_check.hpp"
 
 namespace {
 
+using moat::fuzz::check;
+using moat::fuzz::same_bytes;
 using moat::core::tls::CertificateVisibility;
 using moat::core::tls::kContentTypeHandshake;
 using moat::core::tls::kTls13;
@@ -22,14 +25,6 @@ using moat::core::tls::ServerFlight;
 using moat::core::tls::ServerFlightLimits;
 using moat::core::tls::ServerFlightReader;
 using moat::core::tls::ServerHello;
-
-void check(bool condition) {
-  if (!condition) __builtin_trap();
-}
-
-bool same_bytes(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end());
-}
 
 bool same_hello(const ServerHello& a, const ServerHello& b) {
   return a.legacy_version == b.legacy_version && same_bytes(a.random, b.random) &&

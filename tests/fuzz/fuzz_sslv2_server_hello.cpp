@@ -9,21 +9,16 @@
 #include <span>
 
 #include "core/tls/sslv2.hpp"
+#include "fuzz_check.hpp"
 
 namespace {
 
+using moat::fuzz::check;
+using moat::fuzz::same_bytes;
 using moat::core::tls::kSsl20;
 using moat::core::tls::ParseStatus;
 using moat::core::tls::Sslv2ServerHello;
 using moat::core::tls::Sslv2ServerHelloReader;
-
-void check(bool condition) {
-  if (!condition) __builtin_trap();
-}
-
-bool same_bytes(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end());
-}
 
 bool same_hello(const Sslv2ServerHello& a, const Sslv2ServerHello& b) {
   return a.session_id_hit == b.session_id_hit && a.certificate_type == b.certificate_type &&
